@@ -1,0 +1,38 @@
+# Leadflow. `make run` starts everything on the embedded stack; `make test` installs and runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: install run test soak lint fmt bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/leadflow up
+
+test: install
+	$(BIN)/pytest
+
+soak: install
+	$(BIN)/pytest -m soak -o addopts="-ra" -s
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared services tests bench
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .leadflow .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,4 @@
+from services.ingest.store import metadata
+from shared.migrations import run_env
+
+run_env("ingest", metadata)

@@ -1,0 +1,1 @@
+"""Code shared by the Leadflow services: settings, events, bus, database, web edge, embedded stack."""
