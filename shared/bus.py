@@ -6,6 +6,7 @@ switched on against Apache Kafka: the embedded broker refuses InitProducerId (DE
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -32,10 +33,8 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
         return missing
     finally:
         await admin.close()

@@ -93,9 +93,7 @@ def up(args: argparse.Namespace) -> int:
         settings = LeadflowSettings(
             database_url=env["LEADFLOW_DATABASE_URL"], kafka_bootstrap=env["LEADFLOW_KAFKA_BOOTSTRAP"]
         )
-        created = asyncio.run(
-            ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions)
-        )
+        created = asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions))
         say(f"topics ready ({len(created)} created, {settings.topic_partitions} partitions each)")
         migrate_all(settings.database_url, list(SERVICES))
         (folder / "logs").mkdir(parents=True, exist_ok=True)
@@ -158,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Settings come from LEADFLOW_* environment variables (see README).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("up", help="start embedded PostgreSQL + broker (unless LEADFLOW_DATABASE_URL / "
-                       "LEADFLOW_KAFKA_BOOTSTRAP point elsewhere) and every service")
+    p = sub.add_parser(
+        "up",
+        help="start embedded PostgreSQL + broker (unless LEADFLOW_DATABASE_URL / "
+        "LEADFLOW_KAFKA_BOOTSTRAP point elsewhere) and every service",
+    )
     p.add_argument("--folder", default=".leadflow", help="where the embedded data, logs and secrets live")
     p.add_argument("--broker-port", type=int, default=9092)
     p.set_defaults(run=up)

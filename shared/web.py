@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import TypeAdapter, ValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -237,9 +237,7 @@ class MetricsMiddleware:
             LATENCY.labels(self.service, route).observe(time.perf_counter() - start)
 
 
-def create_base_app(
-    service: str, *, description: str, lifespan: Any, version: str = "0.1.0", **kwargs: Any
-) -> FastAPI:
+def create_base_app(service: str, *, description: str, lifespan: Any, version: str = "0.1.0", **kwargs: Any) -> FastAPI:
     app = FastAPI(title=f"leadflow-{service}", description=description, version=version, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=service)

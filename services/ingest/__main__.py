@@ -8,7 +8,7 @@ from shared import log
 
 
 def main() -> None:
-    settings = IngestSettings()  # type: ignore[call-arg]  # required fields come from the environment
+    settings = IngestSettings()  # required fields come from the environment
     log.configure(settings.log_level, service="ingest")
     uvicorn.run(
         create_app(settings),

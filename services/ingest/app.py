@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from geoip2fast import GeoIP2Fast
 
 from services.ingest.auth import SecretBox
 from services.ingest.config import IngestSettings
 from services.ingest.intake import IngestState, state_of
-from services.ingest.routes import admin, native
+from services.ingest.routes import admin, app_webhooks, email_webhooks, links, native, qr, segment, tracking
 from shared import db
 from shared.bus import Publisher
 from shared.web import ReadinessCheck, create_base_app, install_operational_routes
@@ -54,6 +55,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         return {"database": lambda: db.ping(state.engine), "broker": state.publisher.check}
 
     install_operational_routes(app, checks)
-    for module in (native, admin):
+    # Browsers post tracking calls cross-origin (analytics.js, t.js); credentials are in the body or URL.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])
+    for module in (native, segment, email_webhooks, app_webhooks, tracking, links, qr, admin):
         app.include_router(module.router)
     return app

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -76,8 +77,8 @@ class Source:
     disabled_at: datetime | None = None
 
 
-def _source(row: Mapping[str, object]) -> Source:
-    return Source(**{k: row[k] for k in Source.__dataclass_fields__})  # type: ignore[arg-type]
+def _source(row: Mapping[Any, Any]) -> Source:
+    return Source(**{k: row[k] for k in Source.__dataclass_fields__})
 
 
 async def add_source(session: AsyncSession, source: Source) -> None:

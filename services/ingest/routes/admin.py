@@ -33,7 +33,10 @@ class SourceIn(BaseModel):
     kind: SourceKind
     rate_limit_per_s: float | None = Field(None, gt=0, le=100_000)
     signing_secret: str | None = Field(
-        None, min_length=8, max_length=500, description="Mailgun signing key, HubSpot client secret, or your own."
+        None,
+        min_length=8,
+        max_length=500,
+        description="Mailgun signing key, HubSpot client secret, or your own.",
     )
     public_key: str | None = Field(None, max_length=4000, description="SendGrid's verification key (base64 DER).")
 

@@ -19,7 +19,7 @@ IdempotencyKey = Annotated[
 
 
 def _one_or_many(item: Any) -> dict[str, Any]:
-    return documented_body(TypeAdapter(item | list[item]))  # type: ignore[operator]
+    return documented_body(TypeAdapter(item | list[item]))
 
 
 @router.post(

@@ -45,7 +45,9 @@ async def test_batch_with_one_bad_event_publishes_nothing_and_names_the_field(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"][0]["field"] == "[1].identity.email"
     good = await ingest.post(
-        "/v1/events", json=[touch(email)], headers={"authorization": f"Bearer {source['credentials']['write_key']}"}
+        "/v1/events",
+        json=[touch(email)],
+        headers={"authorization": f"Bearer {source['credentials']['write_key']}"},
     )
     await tail.wait_for(good.json()["ids"])
     assert not [r for r in tail.records if r.key == email.encode() and r.id not in good.json()["ids"]]
@@ -102,7 +104,8 @@ async def test_bad_requests_get_problem_json(ingest: httpx.AsyncClient) -> None:
         (
             await ingest.post(
                 "/v1/events",
-                content=b"[" + b",".join([json.dumps(touch(new_email(), attributes={"x": "y" * 4000})).encode()] * 300)
+                content=b"["
+                + b",".join([json.dumps(touch(new_email(), attributes={"x": "y" * 4000})).encode()] * 300)
                 + b"]",
                 headers={**auth, "content-type": "application/json"},
             ),
@@ -111,8 +114,11 @@ async def test_bad_requests_get_problem_json(ingest: httpx.AsyncClient) -> None:
         ),
         (await ingest.post("/v1/events", json={"type": "leadflow.touch.nope.v1"}, headers=auth), 422, "type"),
         (
-            await ingest.post("/v1/deals", json={"type": "leadflow.deal.created.v1", "deal_id": "x",
-                                                 "currency": "euro"}, headers=auth),
+            await ingest.post(
+                "/v1/deals",
+                json={"type": "leadflow.deal.created.v1", "deal_id": "x", "currency": "euro"},
+                headers=auth,
+            ),
             422,
             "currency",
         ),
@@ -149,7 +155,9 @@ async def test_rate_limit_per_source_answers_429_with_retry_after(ingest: httpx.
     assert limited[0].json()["errors"][0]["field"] == "source"
     other = await create_source(ingest, "api", rate_limit_per_s=2)
     ok = await ingest.post(
-        "/v1/events", json=touch(new_email()), headers={"authorization": f"Bearer {other['credentials']['write_key']}"}
+        "/v1/events",
+        json=touch(new_email()),
+        headers={"authorization": f"Bearer {other['credentials']['write_key']}"},
     )
     assert ok.status_code == 202
 
