@@ -97,7 +97,8 @@ def up(args: argparse.Namespace) -> int:
         say(f"topics ready ({len(created)} created, {settings.topic_partitions} partitions each)")
         migrate_all(settings.database_url, list(SERVICES))
         (folder / "logs").mkdir(parents=True, exist_ok=True)
-        for name, port in SERVICES.items():
+        ports = {name: int(env.get(f"LEADFLOW_{name.upper()}_PORT", port)) for name, port in SERVICES.items()}
+        for name, port in ports.items():
             log_file = open(folder / "logs" / f"{name}.log", "ab")  # noqa: SIM115  # owned by the child
             service_env = {**env, f"LEADFLOW_{name.upper()}_PORT": str(port)}
             processes[name] = subprocess.Popen(
@@ -108,7 +109,7 @@ def up(args: argparse.Namespace) -> int:
                 start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
             )
             say(f"starting {name} (logs: {folder / 'logs' / (name + '.log')})")
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             wait_ready(name, port, processes[name])
             say(f"{name:10} ready  http://127.0.0.1:{port}/docs")
         say(f"admin token: {env['LEADFLOW_ADMIN_TOKEN']}  (from {folder / 'secrets.env'})")
