@@ -1,9 +1,12 @@
 from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from shared.config import LeadflowSettings
 
 
 class IngestSettings(LeadflowSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore", populate_by_name=True)
+
     host: str = Field("127.0.0.1", validation_alias="LEADFLOW_INGEST_HOST")
     port: int = Field(8001, validation_alias="LEADFLOW_INGEST_PORT")
     public_url: str = Field(
