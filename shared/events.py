@@ -95,6 +95,9 @@ class WebVisited(TouchData):
     duration_s: float | None = Field(None, ge=0, le=86400, description="Time on page, when the page was left.")
     return_visit: bool = False
     visit_number: int | None = Field(None, ge=1)
+    page_view_id: str | None = Field(
+        None, max_length=64, description="Shared by a page's load and its time-on-page reports: count one view."
+    )
 
 
 class QrScanned(TouchData):
