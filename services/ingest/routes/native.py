@@ -1,9 +1,10 @@
 """POST /v1/events and /v1/deals: Leadflow's own JSON API, authenticated by a source's write key."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, status
-from pydantic import TypeAdapter
+import orjson
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, TypeAdapter
 
 from services.ingest.intake import received_now, state_of, write_key_from
 from services.ingest.sources.native import MAX_BATCH, parse_deals, parse_touches
@@ -12,14 +13,28 @@ from shared.web import Unauthorized, documented_body, read_body, require_content
 
 router = APIRouter(tags=["native API"])
 MAX_BYTES = 1024 * 1024
-IdempotencyKey = Annotated[
-    str | None,
-    Header(max_length=200, description="Event id to use instead of one derived from the content."),
-]
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Event id to use instead of one derived from the content (`<key>:<index>` in a batch).",
+    "schema": {"type": "string", "maxLength": 200},
+}
+
+
+class Accepted(BaseModel):
+    accepted: int
+    ids: list[str]
 
 
 def _one_or_many(item: Any) -> dict[str, Any]:
-    return documented_body(TypeAdapter(item | list[item]))
+    return {**documented_body(TypeAdapter(item | list[item])), "parameters": [IDEMPOTENCY_KEY]}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Every event of the request is in Kafka."},
+    503: {"description": "The broker did not acknowledge; retry the same payload after Retry-After."},
+}
 
 
 @router.post(
@@ -27,13 +42,11 @@ def _one_or_many(item: Any) -> dict[str, Any]:
     status_code=status.HTTP_202_ACCEPTED,
     summary=f"Ingest one touch or a batch of up to {MAX_BATCH} (1 MB)",
     openapi_extra=_one_or_many(Touch),
-    responses={
-        202: {"description": "Every event is in Kafka."},
-        503: {"description": "The broker did not acknowledge; retry."},
-    },
+    response_model=Accepted,
+    responses=RESPONSES,
 )
-async def post_events(request: Request, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    return await _ingest(request, "touches", idempotency_key)
+async def post_events(request: Request) -> Response:
+    return await _ingest(request, "touches")
 
 
 @router.post(
@@ -41,12 +54,14 @@ async def post_events(request: Request, idempotency_key: IdempotencyKey = None) 
     status_code=status.HTTP_202_ACCEPTED,
     summary="Ingest CRM deal updates: created, stage changed, closed won or lost",
     openapi_extra=_one_or_many(Deal),
+    response_model=Accepted,
+    responses=RESPONSES,
 )
-async def post_deals(request: Request, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    return await _ingest(request, "deals", idempotency_key)
+async def post_deals(request: Request) -> Response:
+    return await _ingest(request, "deals")
 
 
-async def _ingest(request: Request, kind: str, idempotency_key: str | None) -> dict[str, Any]:
+async def _ingest(request: Request, kind: str) -> Response:
     state = state_of(request)
     key = write_key_from(request)
     if key is None:
@@ -56,7 +71,7 @@ async def _ingest(request: Request, kind: str, idempotency_key: str | None) -> d
         require_content_type(request.headers.get("content-type"), "application/json")
         body = await read_body(request, MAX_BYTES)
         parse = parse_touches if kind == "touches" else parse_deals
-        items = parse(body, source_id=source.id, idempotency_key=idempotency_key)
+        items = parse(body, source_id=source.id, idempotency_key=request.headers.get("idempotency-key"))
     except Exception:
         state.reject(source)
         raise
@@ -65,4 +80,5 @@ async def _ingest(request: Request, kind: str, idempotency_key: str | None) -> d
     now = received_now()
     records = [(topic, event_for(p, id=i, source=origin, received_at=now)) for i, p in items]
     await state.accept(source, records)
-    return {"accepted": len(records), "ids": [event.id for _, event in records]}
+    body = orjson.dumps({"accepted": len(records), "ids": [event.id for _, event in records]})
+    return Response(body, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")

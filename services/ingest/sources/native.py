@@ -2,42 +2,63 @@
 
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from shared.events import DEAL_ADAPTER, TOUCH_ADAPTER, DealData, TouchData, content_id
-from shared.web import Invalid, InvalidBody, validation_errors
+from shared.events import (
+    DATA_ADAPTER,
+    DEAL_ADAPTER,
+    TOUCH_ADAPTER,
+    AnyData,
+    Deal,
+    DealData,
+    Touch,
+    TouchData,
+    digest_id,
+)
+from shared.web import Invalid, InvalidBody, Problem, validation_errors
 
 MAX_BATCH = 500
+
+
+class MalformedJson(Problem):
+    status, slug, title = 400, "malformed-json", "The body is not JSON"
+
+
+_LIST_OF: dict[int, TypeAdapter[Any]] = {
+    id(TOUCH_ADAPTER): TypeAdapter(list[Touch]),
+    id(DEAL_ADAPTER): TypeAdapter(list[Deal]),
+    id(DATA_ADAPTER): TypeAdapter(list[AnyData]),
+}
 
 
 def parse_items(
     body: bytes, adapter: TypeAdapter[Any], *, source_id: str, idempotency_key: str | None
 ) -> list[tuple[str, Any]]:
-    """(event id, payload) for each item; one invalid item rejects the whole request."""
+    """(event id, payload) for each item; one invalid item rejects the whole request.
+
+    Without an Idempotency-Key the id is a digest of the validated payload, so a re-posted event keeps
+    its id (a missing `occurred_at` is filled in later, from the time of receipt, outside the digest).
+    """
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
+        raise Invalid("Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key", rule="max-length")
+    is_batch = body.lstrip()[:1] == b"["
     try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Invalid(f"body is not JSON: {exc}", field="body", rule="json") from None
-    batch = raw if isinstance(raw, list) else [raw]
+        parsed = (_LIST_OF[id(adapter)] if is_batch else adapter).validate_json(body)
+    except ValidationError as exc:
+        errors = validation_errors(exc.errors(include_url=False))
+        if any(e["rule"] == "json_invalid" for e in errors):
+            raise MalformedJson(errors[0]["message"], field="body", rule="json") from None
+        raise InvalidBody(errors) from None
+    batch: list[Any] = parsed if is_batch else [parsed]
     if not batch:
         raise Invalid("a batch needs at least one event", field="body", rule="min-items")
     if len(batch) > MAX_BATCH:
         raise Invalid(f"a batch holds at most {MAX_BATCH} events, got {len(batch)}", field="body", rule="max-items")
-    payloads, errors = [], []
-    for i, item in enumerate(batch):
-        prefix = f"[{i}]." if isinstance(raw, list) else ""
-        try:
-            payloads.append(adapter.validate_python(item))
-        except ValidationError as exc:
-            errors += [{**e, "field": prefix + e["field"]} for e in validation_errors(exc.errors(include_url=False))]
-    if errors:
-        raise InvalidBody(errors)
     if idempotency_key:
-        ids = [idempotency_key] if len(batch) == 1 else [f"{idempotency_key}:{i}" for i in range(len(batch))]
+        ids = [idempotency_key] if not is_batch else [f"{idempotency_key}:{i}" for i in range(len(batch))]
     else:
-        ids = [content_id("native", source_id, item) for item in batch]
-    return list(zip(ids, payloads, strict=True))
+        ids = [digest_id("native", source_id, item.model_dump_json()) for item in batch]
+    return list(zip(ids, batch, strict=True))
 
 
 def parse_touches(body: bytes, *, source_id: str, idempotency_key: str | None) -> list[tuple[str, TouchData]]:
