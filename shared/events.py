@@ -265,10 +265,12 @@ def digest_id(*parts: str | bytes) -> str:
 
 
 def event_for(data: TouchData | DealData, *, id: str, source: str, received_at: datetime) -> CloudEvent[Any]:
-    """Wrap a payload; the subject (and Kafka key) is the identity key for touches, the deal id for deals."""
+    """Wrap a payload; the subject (and Kafka key) is the identity key for touches, the deal id for deals.
+
+    The envelope's `time` is when it happened: the payload's `occurred_at`, else when ingest received
+    it. Consumers read `time`; the payload stays as the source sent it, so its digest (its id) is stable.
+    """
     occurred = data.occurred_at or received_at
-    if data.occurred_at is None:
-        data = data.model_copy(update={"occurred_at": occurred})
     subject = data.deal_id if isinstance(data, DealData) else identity_key(data.identity)
     event_type: str = getattr(data, "type")  # noqa: B009  # every concrete payload class declares it
     # Every part is already valid (data was validated by its parser): skip re-validation on the hot path.

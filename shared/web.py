@@ -311,3 +311,39 @@ def _hoist_body_schemas(app: FastAPI) -> None:
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+class OpenCors:
+    """CORS for public tracking endpoints: any origin, no credentials (keys travel in the body or URL).
+
+    Requests without an Origin header (server SDKs, webhooks) pass straight through at no cost, unlike
+    Starlette's CORSMiddleware, which wraps every response.
+    """
+
+    MAX_AGE = "86400"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not any(k == b"origin" for k, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
+            allow = [
+                (b"access-control-allow-origin", b"*"),
+                (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                (b"access-control-allow-headers", headers.get(b"access-control-request-headers", b"*")),
+                (b"access-control-max-age", self.MAX_AGE.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 204, "headers": allow})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_origin(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"access-control-allow-origin", b"*")]
+            await send(message)
+
+        await self.app(scope, receive, send_with_origin)

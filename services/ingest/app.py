@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from geoip2fast import GeoIP2Fast
 
 from services.ingest.auth import SecretBox
@@ -17,7 +16,7 @@ from services.ingest.intake import IngestState, state_of
 from services.ingest.routes import admin, app_webhooks, email_webhooks, links, native, qr, segment, tracking
 from shared import db
 from shared.bus import Publisher
-from shared.web import ReadinessCheck, create_base_app, install_operational_routes
+from shared.web import OpenCors, ReadinessCheck, create_base_app, install_operational_routes
 
 DESCRIPTION = """Turns email opens and clicks, web visits, QR scans, form fills and CRM deal updates into
 Kafka events. Every 2xx means the broker acknowledged every event of the request; a 503 with
@@ -60,7 +59,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     install_operational_routes(app, checks)
     # Browsers post tracking calls cross-origin (analytics.js, t.js); credentials are in the body or URL.
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(OpenCors)
     for module in (native, segment, email_webhooks, app_webhooks, tracking, links, qr, admin):
         app.include_router(module.router)
     return app

@@ -174,3 +174,20 @@ async def test_readiness_checks_database_and_broker(ingest: httpx.AsyncClient) -
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     metrics = await ingest.get("/metrics")
     assert "leadflow_http_requests_total" in metrics.text
+
+
+async def test_browsers_may_call_from_any_origin(ingest: httpx.AsyncClient) -> None:
+    preflight = await ingest.options(
+        "/v1/events",
+        headers={
+            "origin": "https://www.example.com",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-headers"] == "authorization, content-type"
+    simple = await ingest.get("/healthz", headers={"origin": "https://www.example.com"})
+    assert simple.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in (await ingest.get("/healthz")).headers
