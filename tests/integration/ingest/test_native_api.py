@@ -114,6 +114,16 @@ async def test_bad_requests_get_problem_json(ingest: httpx.AsyncClient) -> None:
         ),
         (await ingest.post("/v1/events", json={"type": "leadflow.touch.nope.v1"}, headers=auth), 422, "type"),
         (
+            await ingest.post("/v1/events", content=b'{"type": ', headers={**auth, "content-type": "application/json"}),
+            400,
+            "body",
+        ),
+        (
+            await ingest.post("/v1/events", json=touch(new_email()), headers={**auth, "idempotency-key": "k" * 201}),
+            422,
+            "Idempotency-Key",
+        ),
+        (
             await ingest.post(
                 "/v1/deals",
                 json={"type": "leadflow.deal.created.v1", "deal_id": "x", "currency": "euro"},
