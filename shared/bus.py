@@ -20,6 +20,8 @@ from shared.events import CloudEvent, to_record
 
 log = logging.getLogger(__name__)
 
+RawRecord = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+
 
 class BrokerUnavailable(Exception):
     """The broker did not ack in time; the caller answers 503 and the client retries with the same ids."""
@@ -116,6 +118,18 @@ class Publisher:
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
                 await producer.send_and_wait(topic, value, key=key, headers=headers)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise BrokerUnavailable(f"broker did not acknowledge: {type(exc).__name__}") from exc
+
+    async def publish_raw_many(self, records: Sequence[RawRecord]) -> None:
+        """Send (topic, key, value, headers) records in this order and wait for every ack (outbox batches)."""
+        producer = self._producer
+        if producer is None:
+            raise BrokerUnavailable("broker not connected")
+        try:
+            async with asyncio.timeout(self._settings.publish_timeout_s):
+                futures = [await producer.send(t, v, key=k, headers=h) for t, k, v, h in records]
+                await asyncio.gather(*futures)
         except (TimeoutError, KafkaError, OSError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge: {type(exc).__name__}") from exc
 

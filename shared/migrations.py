@@ -1,13 +1,17 @@
 """Alembic per service, one schema each (DESIGN §3). Each service's `migrations/env.py` calls `run_env`."""
 
 import asyncio
+from typing import Any, Protocol
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.schema import SchemaItem
+
+from shared.db import BusTables
 
 
 def alembic_config(service: str, url: str) -> Config:
@@ -47,3 +51,20 @@ def run_env(schema: str, metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(migrate())
+
+
+class _TableOps(Protocol):
+    def create_table(self, table_name: str, *columns: SchemaItem, **kw: Any) -> Table: ...
+    def drop_table(self, table_name: str, *, schema: str | None = None, **kw: Any) -> None: ...
+
+
+def create_bus_tables(op: _TableOps, schema: str) -> None:
+    """Create consumer_offsets, processed_events and outbox in `schema`; a service's first migration calls it."""
+    for table in BusTables(MetaData(schema=schema)).all():
+        # A column belongs to one Table; _copy() is how Alembic itself reuses one in create_table.
+        op.create_table(table.name, *(column._copy() for column in table.columns), schema=schema)
+
+
+def drop_bus_tables(op: _TableOps, schema: str) -> None:
+    for table in reversed(BusTables(MetaData(schema=schema)).all()):
+        op.drop_table(table.name, schema=schema)
