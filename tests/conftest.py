@@ -104,6 +104,7 @@ async def create_source(client: httpx.AsyncClient, kind: str, **fields: Any) -> 
 @dataclass
 class Record:
     topic: str
+    partition: int
     key: bytes | None
     value: bytes
     headers: dict[str, str]
@@ -157,7 +158,7 @@ async def tail(stack: Stack) -> AsyncIterator[Tail]:
             for records in batches.values():
                 for r in records:
                     headers = {k: v.decode() for k, v in r.headers}
-                    rec = Record(r.topic, r.key, r.value, headers)
+                    rec = Record(r.topic, r.partition, r.key, r.value, headers)
                     collected.records.append(rec)
                     if "ce_id" in headers:
                         collected.by_id.setdefault(headers["ce_id"], []).append(rec)

@@ -201,3 +201,28 @@ async def test_browsers_may_call_from_any_origin(ingest: httpx.AsyncClient) -> N
     simple = await ingest.get("/healthz", headers={"origin": "https://www.example.com"})
     assert simple.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-origin" not in (await ingest.get("/healthz")).headers
+
+
+async def test_a_batch_keeps_each_leads_order_and_partition(ingest: httpx.AsyncClient, tail: Tail) -> None:
+    source = await create_source(ingest, "api")
+    emails = [new_email() for _ in range(4)]
+    batch = [touch(emails[i % 4], attributes={"n": i}) for i in range(60)]
+    response = await ingest.post(
+        "/v1/events", json=batch, headers={"authorization": f"Bearer {source['credentials']['write_key']}"}
+    )
+    assert response.status_code == 202, response.text
+    ids = set(response.json()["ids"])
+    single = await ingest.post(
+        "/v1/events", json=touch(emails[0]), headers={"authorization": f"Bearer {source['credentials']['write_key']}"}
+    )
+    [single_id] = single.json()["ids"]
+    records = await tail.wait_for({*ids, single_id})
+    batched = next(r for r in tail.records if r.id in ids and r.key == emails[0].encode())
+    assert records[single_id].partition == batched.partition, "a batch must partition like single sends"
+    for email in emails:
+        mine = [r for r in tail.records if r.id in ids and r.key == email.encode()]
+        assert [json.loads(r.value)["attributes"]["n"] for r in mine] == sorted(
+            json.loads(r.value)["attributes"]["n"] for r in mine
+        )
+        assert len(mine) == 15
+        assert len({r.partition for r in mine}) == 1
