@@ -1,0 +1,1 @@
+"""The scoring service: who a lead is, where it stands and how well it fits and engages."""
