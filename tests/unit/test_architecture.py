@@ -12,6 +12,8 @@ PURE_MODULES = [
     "services/ingest/machine.py",
     "services/ingest/links.py",
     "shared/events.py",
+    "services/scoring/model.py",
+    "services/scoring/rules.py",
     "services/scoring/identity.py",
     "services/scoring/profile.py",
     "services/scoring/lifecycle.py",
