@@ -31,6 +31,10 @@ class Profile(Frozen):
         attribute = self.attributes.get(key)
         return attribute.value if attribute else None
 
+    def values(self) -> dict[str, Scalar]:
+        """The plain values, as fit rules read them."""
+        return {key: attribute.value for key, attribute in self.attributes.items()}
+
 
 # Keys as sources spell them, squashed (lower case, letters and digits only) -> the name used here.
 ALIASES = {

@@ -115,6 +115,10 @@ def test_the_same_value_sent_again_later_changes_no_key_but_refreshes_its_time()
     assert profile.attributes["city"] == Attribute(value="Paris", source="hubspot", at=T0 + hours(3))
 
 
+def test_fit_rules_read_the_plain_values_of_a_profile() -> None:
+    assert profile_with(city="Paris", employees=80).values() == {"city": "Paris", "employees": 80}
+
+
 def test_a_company_email_domain_names_the_account() -> None:
     assert account_key("Ada@Acme.com") == "domain:acme.com"
 
