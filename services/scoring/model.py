@@ -31,41 +31,6 @@ TouchType = Literal[
 ]
 RuleId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Pattern = Annotated[str, Field(min_length=1, max_length=1000)]
-FREE_MAIL_DOMAINS = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "yahoo.co.uk",
-        "ymail.com",
-        "hotmail.com",
-        "hotmail.co.uk",
-        "outlook.com",
-        "live.com",
-        "msn.com",
-        "aol.com",
-        "icloud.com",
-        "me.com",
-        "mac.com",
-        "proton.me",
-        "protonmail.com",
-        "gmx.com",
-        "gmx.de",
-        "gmx.net",
-        "web.de",
-        "mail.com",
-        "yandex.com",
-        "yandex.ru",
-        "mail.ru",
-        "qq.com",
-        "163.com",
-        "126.com",
-        "zoho.com",
-        "fastmail.com",
-        "tutanota.com",
-        "hey.com",
-    }
-)
 # Conditions that only make sense for some touch types; others apply to every type.
 _APPLIES_TO: dict[str, tuple[TouchType, ...]] = {
     "link_url": ("email_click",),
@@ -184,7 +149,7 @@ class FreeMail(_FitRule):
 
     kind: Literal["free_mail"]
     is_free: bool = True
-    domains: tuple[str, ...] | None = Field(None, description="Replaces the built-in free-mail domain list.")
+    domains: tuple[str, ...] | None = Field(None, description="Replaces the profile's free-mail domain list.")
 
 
 FitRule = Annotated[InList | InRange | PersonaIn | WithinDistance | FreeMail, Discriminator("kind")]
@@ -342,7 +307,7 @@ DEFAULT_MODEL = validate_model(
                 "id": "senior_title",
                 "kind": "in_list",
                 "attribute": "seniority",
-                "values": ["c-level", "vp", "director"],
+                "values": ["c_level", "vp", "director"],
                 "points": 10,
             },
             {"id": "free_mail", "kind": "free_mail", "is_free": True, "points": -20},

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.scoring.model import (
-    FREE_MAIL_DOMAINS,
     REGEX_PREFIX,
     Conditions,
     EngagementRule,
@@ -25,6 +24,7 @@ from services.scoring.model import (
     WithinDistance,
     short_type,
 )
+from services.scoring.profile import is_free_mail
 from shared.events import Touch, WebVisited
 
 EARTH_RADIUS_MILES = 3958.8
@@ -211,8 +211,8 @@ def _free_mail_domain(rule: FreeMail, email: Any) -> str | None:
     if not isinstance(email, str) or "@" not in email:
         return None
     domain = email.rpartition("@")[2].strip().casefold()
-    domains = FREE_MAIL_DOMAINS if rule.domains is None else {d.casefold() for d in rule.domains}
-    return domain if (domain in domains) == rule.is_free else None
+    free = is_free_mail(domain) if rule.domains is None else domain in {d.casefold() for d in rule.domains}
+    return domain if free == rule.is_free else None
 
 
 def _distance(rule: WithinDistance, attributes: Mapping[str, Any]) -> float | None:
