@@ -9,6 +9,7 @@ any other glob must match the whole value; a regex is searched anywhere in it. A
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from itertools import pairwise
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -40,6 +41,7 @@ _APPLIES_TO: dict[str, tuple[TouchType, ...]] = {
 }
 
 
+@lru_cache(maxsize=256)
 def short_type(touch_type: str) -> str:
     """`leadflow.touch.web_visit.v1` -> `web_visit`; a short name is returned as it is."""
     parts = touch_type.split(".")

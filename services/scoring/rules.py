@@ -77,11 +77,11 @@ def engagement(touches: Sequence[TimedTouch], model: ScoringModel, now: datetime
     fired: Counter[tuple[str, date]] = Counter()
     breakdown: list[Contribution] = []
     for at, touch in _one_per_page_view(sorted((t for t in touches if t[0] <= now), key=lambda t: t[0])):
+        day = at.astimezone(UTC).date()
         for rule in model.engagement:
-            day = (rule.id, at.astimezone(UTC).date())
-            if not _fires(rule, touch) or (rule.daily_cap is not None and fired[day] >= rule.daily_cap):
+            if not _fires(rule, touch) or (rule.daily_cap is not None and fired[rule.id, day] >= rule.daily_cap):
                 continue
-            fired[day] += 1
+            fired[rule.id, day] += 1
             half_life = timedelta(days=rule.half_life_days or model.half_life_days)
             breakdown.append(Contribution(rule.id, at, rule.points, decayed(rule.points, now - at, half_life), touch))
     return Engagement(total=math.fsum(c.points_now for c in breakdown), breakdown=tuple(breakdown))
