@@ -119,10 +119,13 @@ async def _alive_and(s: Scenario, process: subprocess.Popen[bytes], moment: Call
     return await moment()
 
 
-async def run_to_the_end(s: Scenario) -> None:
+async def run_to_the_end(s: Scenario, timeout_s: float = 120) -> None:
     process = s.start()
     try:
-        await wait_until(lambda: _alive_and(s, process, s.finished), timeout_s=120, what="backlog applied")
+        await wait_until(lambda: _alive_and(s, process, s.finished), timeout_s, "backlog applied")
+    except AssertionError as exc:
+        consumed = await s.records_consumed()
+        raise AssertionError(f"{exc}: {consumed} of {len(s.published)} records consumed; see {s.log}") from exc
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0, f"unclean stop; see {s.log}"
@@ -174,13 +177,13 @@ async def test_a_consumer_killed_three_times_applies_each_event_exactly_once(sce
 async def test_a_consumer_killed_a_hundred_times_applies_each_event_exactly_once(scenario: Scenario) -> None:
     rng = random.Random()
     for cycle in range(100):
-        events = backlog(subjects=40, per_subject=20, first_seq=cycle * 20 + 1)
-        await publish(scenario, events + rng.sample(scenario.published + events, 40))
-        kill_at = asyncio.get_running_loop().time() + rng.uniform(0.2, 6.0)  # starting, joining, applying or idle
+        events = backlog(subjects=40, per_subject=5, first_seq=cycle * 5 + 1)
+        await publish(scenario, events + rng.sample(scenario.published + events, 10))
+        kill_at = asyncio.get_running_loop().time() + rng.uniform(0.5, 10.0)  # starting, joining, applying, idle
 
         async def due(at: float = kill_at) -> bool:
             return asyncio.get_running_loop().time() >= at
 
         await run_until(scenario, due)
-    await run_to_the_end(scenario)
+    await run_to_the_end(scenario, timeout_s=300)
     await assert_exactly_once(scenario)
