@@ -195,6 +195,7 @@ class DealLost(DealData):
 
 Deal = Annotated[DealCreated | DealStageChanged | DealWon | DealLost, Discriminator("type")]
 
+
 class LeadData(Payload):
     """What scoring publishes about a lead on `leadflow.leads`; the record key is the lead id."""
 

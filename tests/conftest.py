@@ -19,6 +19,8 @@ from asgi_lifespan import LifespanManager
 
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestSettings
+from services.scoring.app import create_app as create_scoring_app
+from services.scoring.config import ScoringSettings
 from shared import migrations
 from shared.bus import ensure_topics
 from shared.config import LeadflowSettings
@@ -53,7 +55,7 @@ def stack() -> Iterator[Stack]:
     s = Stack(folder=folder, pg=pg, broker=broker, broker_port=port)
     try:
         asyncio.run(ensure_topics(broker.bootstrap, s.settings.topics.all(), 4))
-        for service in ("ingest",):
+        for service in ("ingest", "scoring"):
             migrations.upgrade(service, pg.url)
         yield s
     finally:
@@ -81,6 +83,27 @@ async def ingest_client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncCl
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("81.2.69.160", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest.test") as client:
+            yield client
+
+
+def scoring_settings(stack: Stack, **overrides: Any) -> ScoringSettings:
+    values: dict[str, Any] = {
+        "database_url": stack.pg.url,
+        "kafka_bootstrap": stack.broker.bootstrap,
+        "admin_token": ADMIN_TOKEN,
+        "publish_timeout_s": 3.0,
+        **overrides,
+    }
+    return ScoringSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def scoring_client(settings: ScoringSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The scoring app in-process with its consumer and outbox relay running; give each test its own group."""
+    app = create_scoring_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://scoring.test") as client:
             yield client
 
 

@@ -1,0 +1,13 @@
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import LeadflowSettings
+
+
+class ScoringSettings(LeadflowSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore", populate_by_name=True)
+
+    host: str = Field("127.0.0.1", validation_alias="LEADFLOW_SCORING_HOST")
+    port: int = Field(8002, validation_alias="LEADFLOW_SCORING_PORT")
+    admin_token: SecretStr = Field(description="Bearer token for changing the scoring model.")
+    consumer_group: str = Field("scoring", validation_alias="LEADFLOW_SCORING_GROUP")

@@ -1,0 +1,326 @@
+"""Touches -> leads, one touch per transaction (owned by `shared.consumer.consume`).
+
+The handler resolves identity under locks, applies merges, stores the touch, and then `rescore`
+(pure) decides the lead's profile, persona, segment, account, score and stage from the lead's stored
+touches at the touch's time. Only lead events whose content changed go to the outbox.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scoring import identity, store
+from services.scoring.lifecycle import Qualified, Transition, advance
+from services.scoring.model import DEFAULT_MODEL, ScoringModel, validate_model
+from services.scoring.profile import Profile, account_key, apply_attributes, persona_of, segment_of, seniority_of
+from services.scoring.rules import TimedTouch, engagement, fit, qualify
+from shared import outbox
+from shared.consumer import Handler, Record
+from shared.events import (
+    TOUCH_ADAPTER,
+    CloudEvent,
+    FormFilled,
+    Identified,
+    LeadCreated,
+    LeadData,
+    LeadMerged,
+    LeadProfileChanged,
+    LeadScoreChanged,
+    LeadStageChanged,
+    TouchData,
+    content_id,
+)
+
+SOURCE = "leadflow/scoring"
+
+
+@dataclass(frozen=True)
+class LeadState:
+    """What scoring knows of a lead between touches (a row of `scoring.leads` plus its stage history)."""
+
+    profile: Profile = field(default_factory=Profile)
+    email: str | None = None
+    persona: str | None = None
+    segment: str | None = None
+    account: str | None = None
+    fit: float = 0.0
+    engagement: float = 0.0
+    fired: int = 0
+    grade: str | None = None
+    model_version: int | None = None
+    history: tuple[Transition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rescored:
+    lead: LeadState
+    transitions: tuple[Transition, ...]
+    events: tuple[LeadData, ...]  # empty when nothing really changed: no event storm
+
+
+# --- the decision (pure) -------------------------------------------------------------------------
+
+
+def attributes_of(touch: TouchData) -> dict[str, Any]:
+    """Identify calls and form fills describe the person; any touch with an email tells us that."""
+    found: dict[str, Any] = {}
+    if isinstance(touch, Identified | FormFilled):
+        found |= touch.attributes
+    if isinstance(touch, FormFilled):
+        found |= touch.fields
+    if touch.identity.email:
+        found["email"] = touch.identity.email
+    return found
+
+
+def fit_values(profile: Profile) -> dict[str, Any]:
+    """Profile values plus what fit rules read that is derived: seniority from the job title."""
+    values: dict[str, Any] = profile.values()
+    title = profile.value("job_title")
+    if isinstance(title, str):
+        values.setdefault("seniority", seniority_of(title))
+    return values
+
+
+def describe(before: LeadState, touch: TouchData, source: str, at: datetime) -> tuple[LeadState, frozenset[str]]:
+    """The lead's profile with the touch's attributes applied, and persona, segment and account recomputed."""
+    profile, changed = apply_attributes(before.profile, attributes_of(touch), source, at)
+    title, employees = profile.value("job_title"), profile.value("employees")
+    email = before.email or touch.identity.email
+    company_id = profile.value("company_id")
+    lead = LeadState(
+        profile=profile,
+        email=email,
+        persona=persona_of(title) if isinstance(title, str) else None,
+        segment=segment_of(employees) if isinstance(employees, int) else None,
+        account=account_key(email, str(company_id) if company_id is not None else None),
+        history=before.history,
+    )
+    return lead, changed
+
+
+def stage_moves(history: Sequence[Transition], touch: TouchData, qualified: bool, at: datetime) -> list[Transition]:
+    """The touch's own move (subscriber, lead), then the move to MQL if the score qualifies."""
+    moves: list[Transition] = []
+    if (by_touch := advance(history, touch, at=at)) is not None:
+        moves.append(by_touch)
+    if qualified and (by_score := advance([*history, *moves], Qualified(), at=at)) is not None:
+        moves.append(by_score)
+    return moves
+
+
+def rescore(
+    lead_id: str,
+    before: LeadState,
+    touch: TouchData,
+    touches: Sequence[TimedTouch],
+    model: tuple[int, ScoringModel],
+    source: str,
+    at: datetime,
+) -> Rescored:
+    version, scoring = model
+    described, changed = describe(before, touch, source, at)
+    f = fit(fit_values(described.profile), None, described.persona, scoring)
+    e = engagement(touches, scoring, at)
+    moves = stage_moves(before.history, touch, qualify(f, e, scoring), at)
+    lead = _scored(described, moves, f.total, e.total, len(e.breakdown), f.grade, version)
+    return Rescored(lead, tuple(moves), changes(lead_id, before, lead, changed, moves))
+
+
+def _scored(
+    lead: LeadState, moves: Sequence[Transition], fit_total: float, eng: float, fired: int, grade: str, version: int
+) -> LeadState:
+    return LeadState(
+        profile=lead.profile,
+        email=lead.email,
+        persona=lead.persona,
+        segment=lead.segment,
+        account=lead.account,
+        fit=fit_total,
+        engagement=eng,
+        fired=fired,
+        grade=grade,
+        model_version=version,
+        history=(*lead.history, *moves),
+    )
+
+
+def changes(
+    lead_id: str, before: LeadState, after: LeadState, changed: frozenset[str], moves: Sequence[Transition]
+) -> tuple[LeadData, ...]:
+    """Lead events for what really changed: profile values, the score (fit, grade, rules fired, model), stage."""
+    events: list[LeadData] = []
+    who = (after.persona, after.segment, after.account)
+    if changed or who != (before.persona, before.segment, before.account):
+        values = {key: after.profile.value(key) for key in sorted(changed)}
+        events.append(
+            LeadProfileChanged(lead_id=lead_id, changes=values, persona=who[0], segment=who[1], account=who[2])
+        )
+    score = (round(after.fit, 6), after.grade, after.fired, after.model_version)
+    if score != (round(before.fit, 6), before.grade, before.fired, before.model_version):
+        assert after.grade is not None
+        assert after.model_version is not None
+        total = after.fit + after.engagement
+        events.append(
+            LeadScoreChanged(
+                lead_id=lead_id,
+                fit=after.fit,
+                engagement=after.engagement,
+                total=total,
+                grade=after.grade,
+                model_version=after.model_version,
+            )
+        )
+    for t in moves:
+        events.append(LeadStageChanged(lead_id=lead_id, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause))
+    return tuple(events)
+
+
+def merged_profile(survivor: Profile, absorbed: Profile) -> Profile:
+    """Latest value wins per attribute, each with its own source and time, whichever lead it came from."""
+    profile = survivor
+    for key, attribute in absorbed.attributes.items():
+        profile, _ = apply_attributes(profile, {key: attribute.value}, attribute.source, attribute.at)
+    return profile
+
+
+# --- the edge: load, decide, save, outbox --------------------------------------------------------
+
+
+class Models:
+    """The active scoring model, parsed once per version."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[int, ScoringModel] = {}
+
+    async def active(self, session: AsyncSession) -> tuple[int, ScoringModel]:
+        version = await store.active_version(session)
+        if version is None:
+            return 0, DEFAULT_MODEL  # version 0: the built-in model, until a PUT stores one
+        if version not in self._parsed:
+            self._parsed[version] = validate_model(await store.model_body(session, version))
+        return version, self._parsed[version]
+
+
+def state_of(row: dict[str, Any], history: Sequence[dict[str, Any]]) -> LeadState:
+    return LeadState(
+        profile=Profile.model_validate(row["profile"]),
+        email=row["email"],
+        persona=row["persona"],
+        segment=row["segment"],
+        account=row["account_key"],
+        fit=row["fit"],
+        engagement=row["engagement"],
+        fired=row["fired"],
+        grade=row["grade"],
+        model_version=row["model_version"],
+        history=tuple(Transition.model_validate(t) for t in history),
+    )
+
+
+def row_of(lead: LeadState) -> dict[str, Any]:
+    return {
+        "profile": lead.profile.model_dump(mode="json"),
+        "email": lead.email,
+        "persona": lead.persona,
+        "segment": lead.segment,
+        "account_key": lead.account,
+        "fit": lead.fit,
+        "engagement": lead.engagement,
+        "fired": lead.fired,
+        "grade": lead.grade,
+        "model_version": lead.model_version,
+        "stage": lead.history[-1].to_stage.value if lead.history else None,
+    }
+
+
+def transition_row(t: Transition) -> dict[str, Any]:
+    from_stage = t.from_stage.value if t.from_stage else None
+    return {"from_stage": from_stage, "to_stage": t.to_stage.value, "cause": t.cause, "detail": t.detail, "at": t.at}
+
+
+async def load_state(session: AsyncSession, lead_id: str) -> LeadState:
+    row = await store.load_lead(session, lead_id)
+    assert row is not None, f"lead {lead_id} vanished under its lock"
+    return state_of(row, await store.transitions_of(session, lead_id))
+
+
+async def timed_touches(session: AsyncSession, lead_id: str) -> list[TimedTouch]:
+    return [
+        (t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"]))
+        for t in await store.touches_of(session, lead_id)
+    ]
+
+
+async def resolve(session: AsyncSession, names: Sequence[str], at: datetime) -> identity.Resolution:
+    """Decide under locks: the identifiers' advisory locks, then the owning leads' rows, re-read until stable.
+
+    A concurrent merge may move one of our identifiers to another lead while we wait for a row lock;
+    reading again after the locks are held sees its committed result.
+    """
+    await store.lock_identifiers(session, names)
+    found = await store.owners(session, names)
+    while (again := await store.owners(session, names)) != found:
+        found = again
+    known = {o.identifier: identity.KnownLead(o.lead_id, o.created_at, o.email is not None) for o in found}
+    return identity.resolve_identity(names, known, at)
+
+
+async def absorb(session: AsyncSession, merge: identity.LeadsMerged) -> None:
+    survivor, absorbed = await load_state(session, merge.survivor), await load_state(session, merge.absorbed)
+    profile = merged_profile(survivor.profile, absorbed.profile)
+    email = survivor.email or absorbed.email
+    await store.save_lead(session, merge.survivor, {"profile": profile.model_dump(mode="json"), "email": email})
+    await store.merge(session, merge.survivor, merge.absorbed)
+
+
+async def apply_identity(session: AsyncSession, touch: TouchData, at: datetime) -> tuple[str, list[LeadData]]:
+    """Create, merge and link as resolution decided; the facts other services need, as lead events."""
+    resolution = await resolve(session, identity.identifiers_of(touch), at)
+    events: list[LeadData] = []
+    if (created := resolution.created) is not None:
+        await store.insert_lead(session, created.lead_id, at)
+        events.append(LeadCreated(lead_id=created.lead_id, identifier=created.identifier, email=touch.identity.email))
+    for merge in resolution.merges:
+        await absorb(session, merge)
+        events.append(LeadMerged(lead_id=merge.survivor, absorbed=merge.absorbed))
+    await store.link(session, resolution.lead_id, [link.identifier for link in resolution.links], at)
+    return resolution.lead_id, events
+
+
+def lead_event(touch_event: CloudEvent[Any], data: LeadData, n: int) -> CloudEvent[Any]:
+    """Ids derived from the touch's id: the same touch always yields the same lead event ids."""
+    event_type: str = getattr(data, "type")  # noqa: B009  # every concrete lead event declares it
+    event_id = content_id(touch_event.id, n, event_type, data.lead_id)
+    return CloudEvent(
+        id=event_id, source=SOURCE, type=event_type, time=touch_event.time, subject=data.lead_id, data=data
+    )
+
+
+def handler(leads_topic: str, models: Models) -> Handler:
+    async def handle(session: AsyncSession, event: CloudEvent[Any], record: Record) -> None:
+        if not isinstance(event.data, TouchData):
+            return  # deals and assignments: outcomes and sales feedback are not applied yet
+        touch, at = event.data, event.time
+        lead_id, events = await apply_identity(session, touch, at)
+        await store.add_touch(session, event.id, lead_id, at, touch.model_dump(mode="json", exclude_none=True))
+        before = await load_state(session, lead_id)
+        result = rescore(
+            lead_id,
+            before,
+            touch,
+            await timed_touches(session, lead_id),
+            await models.active(session),
+            event.source,
+            at,
+        )
+        await store.save_lead(session, lead_id, row_of(result.lead))
+        for t in result.transitions:
+            await store.add_transition(session, lead_id, transition_row(t))
+        for n, data in enumerate([*events, *result.events]):
+            await outbox.add(session, store.TABLES, leads_topic, lead_event(event, data, n))
+
+    return handle

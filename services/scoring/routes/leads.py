@@ -1,0 +1,113 @@
+"""Lead reads: one lead explained (score breakdown now or `as_of`, stage history, timeline), and a filtered list."""
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from services.scoring import store
+from services.scoring.consumer import fit_values, state_of, timed_touches
+from services.scoring.model import ScoringModel
+from services.scoring.routes import state_of as app_state
+from services.scoring.rules import Engagement, Fit, engagement, fit
+from shared.web import Invalid, NotFound
+
+router = APIRouter(prefix="/v1/leads", tags=["leads"])
+
+
+class LeadPage(BaseModel):
+    leads: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def score_view(f: Fit, e: Engagement, version: int, now: datetime) -> dict[str, Any]:
+    return {
+        "as_of": now,
+        "model_version": version,
+        "fit": f.total,
+        "engagement": e.total,
+        "total": f.total + e.total,
+        "grade": f.grade,
+        "fit_breakdown": [{"rule_id": m.rule_id, "points": m.points, "value": m.value} for m in f.breakdown],
+        "engagement_breakdown": [
+            {"rule_id": c.rule_id, "fired_at": c.fired_at, "points": c.points, "points_now": c.points_now}
+            for c in e.breakdown
+        ],
+    }
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    keep = ("id", "email", "stage", "persona", "segment", "account_key", "fit", "engagement", "grade")
+    return {**{k: row[k] for k in keep}, "model_version": row["model_version"], "updated_at": row["updated_at"]}
+
+
+def timeline(touches: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"event_id": t["event_id"], "type": t["type"], "occurred_at": t["occurred_at"], "touch": t["payload"]}
+        for t in touches
+        if t["occurred_at"] <= now
+    ]
+
+
+@router.get("/{lead_id}", summary="A lead with its identities, profile, stage history, score breakdown and touches")
+async def get_lead(request: Request, lead_id: str, as_of: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
+    now = _utc(as_of) if as_of else datetime.now(UTC)
+    state = app_state(request)
+    async with state.sessions() as session:
+        row = await store.load_lead(session, lead_id)
+        if row is None:
+            raise NotFound(f"no lead {lead_id}", field="lead_id")
+        lead = state_of(row, await store.transitions_of(session, lead_id))
+        version, model = await state.models.active(session)
+        touches = await store.touches_of(session, lead_id)
+        identities = await store.identifiers_of(session, lead_id)
+        timed = await timed_touches(session, lead_id)
+    score = score_view(_fit(lead.profile, lead.persona, model), engagement(timed, model, now), version, now)
+    return {
+        **summary(row),
+        "identities": [{"identifier": i["identifier"], "linked_at": i["linked_at"]} for i in identities],
+        "profile": lead.profile.model_dump(mode="json")["attributes"],
+        "stage_history": [t.model_dump(mode="json") for t in lead.history if t.at <= now],
+        "score": score,
+        "timeline": timeline(touches, now),
+    }
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _fit(profile: Any, persona: str | None, model: ScoringModel) -> Fit:
+    return fit(fit_values(profile), None, persona, model)
+
+
+@router.get("", summary="Leads by stage, score range, segment, persona, account or update time; cursor pagination")
+async def list_leads(
+    request: Request,
+    stage: str | None = None,
+    segment: str | None = None,
+    persona: str | None = None,
+    account: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    updated_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> LeadPage:
+    after = _decode_cursor(cursor) if cursor else None
+    f = store.LeadFilter(stage, segment, persona, account, min_score, max_score, updated_since, after)
+    async with app_state(request).sessions() as session:
+        rows = await store.list_leads(session, f, limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode() if more else None
+    return LeadPage(leads=[summary(r) for r in page], next_cursor=next_cursor)
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except ValueError:
+        raise Invalid("not a cursor this API gave out", field="cursor", rule="cursor") from None

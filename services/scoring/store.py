@@ -1,0 +1,236 @@
+"""The scoring schema: leads, their identifiers, stored touches, stage transitions and model versions."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import BusTables
+
+metadata = MetaData(schema="scoring")
+TABLES = BusTables(metadata)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email", String(320)),
+    Column("profile", JSONB, nullable=False),
+    Column("stage", String(30)),
+    Column("persona", String(100)),
+    Column("segment", String(100)),
+    Column("account_key", String(400)),
+    Column("fit", Float, nullable=False, server_default="0"),
+    Column("engagement", Float, nullable=False, server_default="0"),
+    Column("fired", Integer, nullable=False, server_default="0"),
+    Column("grade", String(8)),
+    Column("model_version", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("leads_updated_at", "updated_at"),
+)
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("identifier", String(400), primary_key=True),
+    Column("lead_id", String(64), nullable=False, index=True),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+)
+touches = Table(
+    "touches",
+    metadata,
+    Column("event_id", String(300), primary_key=True),
+    Column("lead_id", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Index("touches_lead_time", "lead_id", "occurred_at"),
+)
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("lead_id", String(64), nullable=False, index=True),
+    Column("from_stage", String(30)),
+    Column("to_stage", String(30), nullable=False),
+    Column("cause", String(200), nullable=False),
+    Column("detail", String(1000)),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("body", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("active", Boolean, nullable=False, server_default="false"),
+)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A lead owning one of a touch's identifiers, as identity resolution needs it."""
+
+    identifier: str
+    lead_id: str
+    created_at: datetime
+    email: str | None
+
+
+async def lock_identifiers(session: AsyncSession, names: Sequence[str]) -> None:
+    """Serialise every transaction touching one of these identifiers, existing or not (sorted: no deadlock)."""
+    for name in sorted(set(names)):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('scoring.identifier'), hashtext(:n))"), {"n": name}
+        )
+
+
+async def owners(session: AsyncSession, names: Sequence[str]) -> list[Owner]:
+    """The leads owning `names`, their rows locked (in id order) until the transaction ends."""
+    stmt = (
+        select(identifiers.c.identifier, leads.c.id, leads.c.created_at, leads.c.email)
+        .join(leads, leads.c.id == identifiers.c.lead_id)
+        .where(identifiers.c.identifier.in_(list(names)))
+        .order_by(leads.c.id)
+        .with_for_update(of=leads)
+    )
+    return [Owner(*row) for row in await session.execute(stmt)]
+
+
+async def load_lead(session: AsyncSession, lead_id: str) -> dict[str, Any] | None:
+    row = (await session.execute(select(leads).where(leads.c.id == lead_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def insert_lead(session: AsyncSession, lead_id: str, at: datetime) -> None:
+    row = {"id": lead_id, "profile": {}, "created_at": at, "updated_at": at}
+    await session.execute(insert(leads).values(row).on_conflict_do_nothing())
+
+
+async def save_lead(session: AsyncSession, lead_id: str, values: dict[str, Any]) -> None:
+    """`updated_at` is the commit's clock, not the touch's: a late touch still shows in `updated_since` reads."""
+    await session.execute(update(leads).where(leads.c.id == lead_id).values({**values, "updated_at": func.now()}))
+
+
+async def link(session: AsyncSession, lead_id: str, names: Sequence[str], at: datetime) -> None:
+    rows = [{"identifier": n, "lead_id": lead_id, "linked_at": at} for n in names]
+    if rows:
+        await session.execute(insert(identifiers).values(rows).on_conflict_do_nothing())
+
+
+async def merge(session: AsyncSession, survivor: str, absorbed: str) -> None:
+    """Move the absorbed lead's identifiers and touches to the survivor and delete it and its stage history."""
+    await session.execute(update(identifiers).where(identifiers.c.lead_id == absorbed).values(lead_id=survivor))
+    await session.execute(update(touches).where(touches.c.lead_id == absorbed).values(lead_id=survivor))
+    await session.execute(delete(transitions).where(transitions.c.lead_id == absorbed))
+    await session.execute(delete(leads).where(leads.c.id == absorbed))
+
+
+async def identifiers_of(session: AsyncSession, lead_id: str) -> list[dict[str, Any]]:
+    stmt = select(identifiers).where(identifiers.c.lead_id == lead_id).order_by(identifiers.c.linked_at)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def add_touch(session: AsyncSession, event_id: str, lead_id: str, at: datetime, payload: dict[str, Any]) -> None:
+    row = {"event_id": event_id, "lead_id": lead_id, "occurred_at": at, "type": payload["type"], "payload": payload}
+    await session.execute(insert(touches).values(row).on_conflict_do_nothing())
+
+
+async def touches_of(session: AsyncSession, lead_id: str) -> list[dict[str, Any]]:
+    stmt = select(touches).where(touches.c.lead_id == lead_id).order_by(touches.c.occurred_at, touches.c.event_id)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def add_transition(session: AsyncSession, lead_id: str, values: dict[str, Any]) -> None:
+    await session.execute(transitions.insert().values(lead_id=lead_id, **values))
+
+
+async def transitions_of(session: AsyncSession, lead_id: str) -> list[dict[str, Any]]:
+    t = transitions
+    stmt = select(t.c.from_stage, t.c.to_stage, t.c.cause, t.c.detail, t.c.at).where(t.c.lead_id == lead_id)
+    return [dict(r) for r in (await session.execute(stmt.order_by(t.c.id))).mappings()]
+
+
+async def active_version(session: AsyncSession) -> int | None:
+    stmt = select(model_versions.c.version).where(model_versions.c.active)
+    version: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return version
+
+
+async def model_body(session: AsyncSession, version: int) -> dict[str, Any]:
+    stmt = select(model_versions.c.body).where(model_versions.c.version == version)
+    body: dict[str, Any] = (await session.execute(stmt)).scalar_one()
+    return body
+
+
+async def active_model(session: AsyncSession) -> dict[str, Any] | None:
+    stmt = select(model_versions).where(model_versions.c.active)
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row else None
+
+
+async def model_version_list(session: AsyncSession) -> list[dict[str, Any]]:
+    m = model_versions
+    stmt = select(m.c.version, m.c.created_at, m.c.active).order_by(m.c.version.desc())
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def add_model_version(session: AsyncSession, body: dict[str, Any]) -> dict[str, Any]:
+    """The new version becomes the only active one; concurrent PUTs serialise on the table lock."""
+    await session.execute(text("LOCK TABLE scoring.model_versions IN SHARE ROW EXCLUSIVE MODE"))
+    version = (await session.execute(select(func.coalesce(func.max(model_versions.c.version), 0) + 1))).scalar_one()
+    await session.execute(update(model_versions).where(model_versions.c.active).values(active=False))
+    stmt = insert(model_versions).values(version=version, body=body, active=True).returning(model_versions)
+    return dict((await session.execute(stmt)).mappings().one())
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    stage: str | None = None
+    segment: str | None = None
+    persona: str | None = None
+    account: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    updated_since: datetime | None = None
+    after: str | None = None
+
+
+async def list_leads(session: AsyncSession, f: LeadFilter, limit: int) -> list[dict[str, Any]]:
+    """Keyset pagination on id; score is fit + engagement as of the lead's last touch."""
+    score = leads.c.fit + leads.c.engagement
+    conditions = [
+        leads.c.stage == f.stage if f.stage else None,
+        leads.c.segment == f.segment if f.segment else None,
+        leads.c.persona == f.persona if f.persona else None,
+        leads.c.account_key == f.account if f.account else None,
+        score >= f.min_score if f.min_score is not None else None,
+        score <= f.max_score if f.max_score is not None else None,
+        leads.c.updated_at >= f.updated_since if f.updated_since else None,
+        leads.c.id > f.after if f.after else None,
+    ]
+    where = and_(true(), *(c for c in conditions if c is not None))
+    stmt = select(leads).where(where).order_by(leads.c.id).limit(limit)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]

@@ -1,0 +1,72 @@
+"""A scoring app per test module, in-process, consuming a touches topic of its own (unique group too)."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from services.scoring.config import ScoringSettings
+from shared.bus import Publisher, ensure_topics
+from shared.config import Topics
+from shared.events import CloudEvent, TouchData, event_for
+from tests.conftest import Stack, scoring_client, scoring_settings
+from tests.e2e.counting import unique, wait_until
+
+
+@pytest.fixture(scope="module")
+async def settings(stack: Stack) -> ScoringSettings:
+    """Its own touches topic (so it does not work through every other test's touches); the shared leads topic."""
+    topics = Topics(touches=unique("test.touches"))
+    await ensure_topics(stack.broker.bootstrap, [topics.touches], 4)
+    return scoring_settings(stack, topics=topics, consumer_group=unique("scoring"))
+
+
+@pytest.fixture(scope="module")
+async def publisher(settings: ScoringSettings) -> AsyncIterator[Publisher]:
+    publisher = Publisher(settings)
+    await publisher.start()
+    yield publisher
+    await publisher.stop()
+
+
+@pytest.fixture(scope="module")
+async def scoring(settings: ScoringSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with scoring_client(settings) as client:
+        yield client
+
+
+Send = Callable[..., Awaitable[CloudEvent[Any]]]
+
+
+@pytest.fixture(scope="module")
+def send(settings: ScoringSettings, publisher: Publisher) -> Send:
+    """Publish one touch to the module's touches topic; `event_id` repeats an event."""
+
+    async def publish(data: TouchData, *, event_id: str | None = None) -> CloudEvent[Any]:
+        event = event_for(data, id=event_id or unique("touch"), source="/test/scoring", received_at=datetime.now(UTC))
+        await publisher.publish([(settings.topics.touches, event)])
+        return event
+
+    return publish
+
+
+def email() -> str:
+    return f"{unique('p')}@acme-{unique('co')}.com"
+
+
+async def wait_for_lead(
+    client: httpx.AsyncClient, lead_id: str, ready: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    async def check() -> bool:
+        response = await client.get(f"/v1/leads/{lead_id}")
+        if response.status_code == 200:
+            found.update(response.json())
+            return ready(found)
+        return False
+
+    await wait_until(check, timeout_s=20, what=f"lead {lead_id}")
+    return found

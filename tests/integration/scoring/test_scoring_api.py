@@ -1,0 +1,97 @@
+"""The scoring API against the real stack: a lead explained now and as of earlier, the filtered list, the model."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from services.scoring.identity import lead_id_for
+from services.scoring.model import DEFAULT_MODEL
+from shared.events import FormFilled, Identity, WebVisited
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.scoring.conftest import Send, email, wait_for_lead
+
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+DAYS_AGO = datetime.now(UTC) - timedelta(days=30)
+
+
+async def test_a_lead_reads_with_its_breakdown_decayed_to_now_and_as_of_a_past_time(
+    scoring: httpx.AsyncClient, send: Send
+) -> None:
+    address = email()
+    at = DAYS_AGO.replace(microsecond=0)
+    await send(WebVisited(identity=Identity(email=address), url="https://acme.test/pricing", occurred_at=at))
+    lead_id = lead_id_for(address)
+
+    now = await wait_for_lead(scoring, lead_id)
+    then = (await scoring.get(f"/v1/leads/{lead_id}", params={"as_of": (at + timedelta(hours=1)).isoformat()})).json()
+    before = (await scoring.get(f"/v1/leads/{lead_id}", params={"as_of": (at - timedelta(days=1)).isoformat()})).json()
+
+    [pricing] = now["score"]["engagement_breakdown"]
+    assert (pricing["rule_id"], pricing["points"]) == ("pricing_page", 10)
+    assert 4.9 < pricing["points_now"] < 5.1  # one 30-day half-life later
+    assert then["score"]["engagement"] > 9.9
+    assert (before["score"]["engagement"], before["timeline"], before["stage_history"]) == (0, [], [])
+    assert now["identities"][0]["identifier"] == address
+    assert now["profile"]["email"]["value"] == address
+
+
+async def test_an_unknown_lead_is_a_404_problem(scoring: httpx.AsyncClient) -> None:
+    response = await scoring.get("/v1/leads/no-such-lead")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_leads_are_listed_by_stage_and_score_a_page_at_a_time(scoring: httpx.AsyncClient, send: Send) -> None:
+    addresses = [email() for _ in range(3)]
+    fields = {"job_title": "Procurement Manager", "industry": "Software", "employees": 120}
+    for address in addresses:
+        await send(FormFilled(identity=Identity(email=address), form_id="demo", fields=fields))
+    ids = {lead_id_for(a) for a in addresses}
+    for lead_id in ids:
+        await wait_for_lead(scoring, lead_id, lambda lead: lead["stage"] == "mql")
+
+    seen: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"stage": "mql", "min_score": 40, "persona": "buyer", "limit": 2}
+    while True:
+        page = (await scoring.get("/v1/leads", params=params)).json()
+        seen += page["leads"]
+        if not page["next_cursor"]:
+            break
+        params["cursor"] = page["next_cursor"]
+
+    assert ids <= {lead["id"] for lead in seen}
+    assert all(lead["stage"] == "mql" and lead["persona"] == "buyer" for lead in seen)
+    assert len(seen) == len({lead["id"] for lead in seen})
+
+
+async def test_an_invalid_model_is_refused_naming_the_field_and_the_active_one_stays(
+    scoring: httpx.AsyncClient,
+) -> None:
+    body = DEFAULT_MODEL.model_dump(mode="json")
+    stored = await scoring.put("/v1/model", json=body, headers=ADMIN)
+    assert stored.status_code == 201, stored.text
+    version = stored.json()["version"]
+
+    broken = {**body, "engagement": [{**body["engagement"][0], "points": 5000}]}
+    refused = await scoring.put("/v1/model", json=broken, headers=ADMIN)
+    active = (await scoring.get("/v1/model")).json()
+
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in refused.json()["errors"]] == ["engagement[0].points"]
+    assert (active["version"], active["model"]) == (version, body)
+    versions = (await scoring.get("/v1/model/versions")).json()
+    assert [v["version"] for v in versions if v["active"]] == [version]
+
+
+async def test_changing_the_model_needs_the_admin_token(scoring: httpx.AsyncClient) -> None:
+    response = await scoring.put("/v1/model", json={}, headers={"authorization": "Bearer wrong"})
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["field"] == "authorization"
+
+
+async def test_health_readiness_and_metrics(scoring: httpx.AsyncClient) -> None:
+    assert (await scoring.get("/healthz")).status_code == 200
+    assert (await scoring.get("/readyz")).json()["status"] == "ready"
+    assert "leadflow_consumer_lag" in (await scoring.get("/metrics")).text
