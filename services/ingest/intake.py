@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +26,11 @@ from services.ingest.config import IngestSettings
 from services.ingest.limits import TokenBuckets
 from services.ingest.store import Source
 from shared.bus import BrokerUnavailable, Publisher
-from shared.events import CloudEvent
+from shared.events import CloudEvent, DealData, TouchData, event_for
 from shared.web import Forbidden, NotFound, RateLimited, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
+Record = tuple[str, CloudEvent[Any]]
 EVENTS = PromCounter("leadflow_ingest_events_total", "Events by source kind and outcome", ["kind", "outcome"])
 
 
@@ -106,7 +108,7 @@ class IngestState:
                 headers={"Retry-After": str(max(1, int(wait + 0.999)))},
             )
 
-    async def accept(self, source: Source, records: list[tuple[str, CloudEvent[Any]]]) -> None:
+    async def accept(self, source: Source, records: list[Record]) -> None:
         """Publish all records and return only after the broker acked them all; else 503."""
         self.admit(source, len(records))
         try:
@@ -121,6 +123,36 @@ class IngestState:
 
     def reject(self, source: Source, n: int = 1) -> None:
         self.counts.add(source, "rejected", n)
+
+    @contextlib.contextmanager
+    def rejecting(self, source: Source | None) -> Iterator[None]:
+        """Whatever fails inside counts as one rejected request of the source (when it is known)."""
+        try:
+            yield
+        except Exception:
+            if source is not None:
+                self.reject(source)
+            raise
+
+    def signing_secret(self, source: Source) -> str:
+        if source.signing_secret_encrypted is None:
+            raise Unauthorized(f"source {source.id} has no signing secret", field="source", rule="signing-secret")
+        return self.box.open(source.signing_secret_encrypted)
+
+    def records_for(
+        self, source: Source, items: Sequence[tuple[str, TouchData | DealData]], received_at: datetime | None = None
+    ) -> list[Record]:
+        """(topic, event) per (event id, payload): deals to the deals topic, touches to the touches topic."""
+        origin = f"/leadflow/ingest/{source.kind}/{source.id}"
+        at = received_at or received_now()
+        topics = self.settings.topics
+        return [
+            (
+                topics.deals if isinstance(p, DealData) else topics.touches,
+                event_for(p, id=i, source=origin, received_at=at),
+            )
+            for i, p in items
+        ]
 
     def country_of(self, ip: str | None) -> str | None:
         if not ip:

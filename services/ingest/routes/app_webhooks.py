@@ -11,11 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, status
 from pydantic import TypeAdapter
 
-from services.ingest.intake import IngestState, received_now, state_of
+from services.ingest.intake import received_now, state_of
 from services.ingest.sources import generic, hubspot, typeform
 from services.ingest.store import Source
-from shared.events import AnyData, DealData, TouchData, event_for
-from shared.web import Unauthorized, documented_body, read_body, require_content_type
+from shared.events import AnyData, DealData, TouchData
+from shared.web import documented_body, read_body, require_content_type
 
 router = APIRouter(prefix="/v1/webhooks", tags=["app webhooks"])
 MAX_BYTES = 1024 * 1024
@@ -97,29 +97,11 @@ async def post_generic(
 async def _receive(request: Request, source_id: str, kind: str, check: Check, parse: Parse) -> dict[str, Any]:
     state = state_of(request)
     source = await state.source_by_id(source_id, kind)
-    try:
+    with state.rejecting(source):
         require_content_type(request.headers.get("content-type"), "application/json")
         body = await read_body(request, MAX_BYTES)
-        check(body, _signing_secret(state, source))
+        check(body, state.signing_secret(source))
         items = parse(body, source)
-    except Exception:
-        state.reject(source)
-        raise
-    origin = f"/leadflow/ingest/{source.kind}/{source.id}"
-    now = received_now()
-    topics = state.settings.topics
-    records = [
-        (
-            topics.deals if isinstance(p, DealData) else topics.touches,
-            event_for(p, id=i, source=origin, received_at=now),
-        )
-        for i, p in items
-    ]
+    records = state.records_for(source, items)
     await state.accept(source, records)
     return {"accepted": len(records), "ids": [event.id for _, event in records]}
-
-
-def _signing_secret(state: IngestState, source: Source) -> str:
-    if source.signing_secret_encrypted is None:
-        raise Unauthorized(f"source {source.id} has no signing secret", field="source", rule="signing-secret")
-    return state.box.open(source.signing_secret_encrypted)

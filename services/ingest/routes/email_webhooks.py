@@ -6,8 +6,6 @@ for the source. Events that are not a prospect's action (deliveries, bounces, ..
 with 200 and not published, so the provider does not retry them.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,8 +13,8 @@ from fastapi import APIRouter, Query, Request
 from services.ingest.intake import IngestState, received_now, state_of
 from services.ingest.sources import mailchimp, mailgun, sendgrid
 from services.ingest.store import Source
-from shared.events import TouchData, event_for
-from shared.web import Unauthorized, read_body, require_content_type
+from shared.events import TouchData
+from shared.web import read_body, require_content_type
 
 router = APIRouter(prefix="/v1/webhooks", tags=["email webhooks"])
 SENDGRID_MAX_BYTES = 5 * 1024 * 1024  # SendGrid posts a batch every 30 s or at 768 KB of events
@@ -37,7 +35,7 @@ UrlSecret = Annotated[str | None, Query(description="The url_secret shown when t
 async def sendgrid_events(source_id: str, request: Request) -> dict[str, Any]:
     state = state_of(request)
     source = await state.source_by_id(source_id, "sendgrid")
-    with rejected_on_error(state, source):
+    with state.rejecting(source):
         require_content_type(request.headers.get("content-type"), "application/json")
         body = await read_body(request, SENDGRID_MAX_BYTES)
         sendgrid.verify(
@@ -58,10 +56,10 @@ async def mailgun_event(source_id: str, request: Request) -> dict[str, Any]:
     source = await state.source_by_id(source_id, "mailgun")
     tokens, now = seen_tokens(request), received_now().timestamp()
     tolerance_s = state.settings.webhook_tolerance_s
-    with rejected_on_error(state, source):
+    with state.rejecting(source):
         require_content_type(request.headers.get("content-type"), "application/json")
         signed = mailgun.posted(await read_body(request, MAX_BYTES))
-        mailgun.verify(signing_key(state, source), signed.signature, now=now, tolerance_s=tolerance_s, seen=tokens)
+        mailgun.verify(state.signing_secret(source), signed.signature, now=now, tolerance_s=tolerance_s, seen=tokens)
         items = mailgun.parse(signed.event_data, source_id=source.id, country_of=state.country_of)
     answer = await publish(state, source, items)
     # Remembered only once published: a post the broker refused (503) may come back with the same token.
@@ -73,7 +71,7 @@ async def mailgun_event(source_id: str, request: Request) -> dict[str, Any]:
 async def mailchimp_check(source_id: str, request: Request, secret: UrlSecret = None) -> dict[str, Any]:
     state = state_of(request)
     source = await state.source_by_id(source_id, "mailchimp")
-    with rejected_on_error(state, source):
+    with state.rejecting(source):
         mailchimp.check_secret(secret, source.url_secret_hash)
     return {"ok": True}
 
@@ -82,27 +80,12 @@ async def mailchimp_check(source_id: str, request: Request, secret: UrlSecret = 
 async def mailchimp_event(source_id: str, request: Request, secret: UrlSecret = None) -> dict[str, Any]:
     state = state_of(request)
     source = await state.source_by_id(source_id, "mailchimp")
-    with rejected_on_error(state, source):
+    with state.rejecting(source):
         mailchimp.check_secret(secret, source.url_secret_hash)
         require_content_type(request.headers.get("content-type"), FORM)
         body = await read_body(request, MAX_BYTES)
         items = mailchimp.parse(body, source_id=source.id, country_of=state.country_of)
     return await publish(state, source, items)
-
-
-@contextmanager
-def rejected_on_error(state: IngestState, source: Source) -> Iterator[None]:
-    try:
-        yield
-    except Exception:
-        state.reject(source)
-        raise
-
-
-def signing_key(state: IngestState, source: Source) -> str:
-    if source.signing_secret_encrypted is None:
-        raise Unauthorized("the source has no signing key; re-create it", field="signing_secret", rule="signature")
-    return state.box.open(source.signing_secret_encrypted)
 
 
 def seen_tokens(request: Request) -> mailgun.SeenTokens:
@@ -115,9 +98,6 @@ def seen_tokens(request: Request) -> mailgun.SeenTokens:
 
 
 async def publish(state: IngestState, source: Source, items: list[tuple[str, TouchData]]) -> dict[str, Any]:
-    origin = f"/leadflow/ingest/{source.kind}/{source.id}"
-    now = received_now()
-    topic = state.settings.topics.touches
-    records = [(topic, event_for(payload, id=event_id, source=origin, received_at=now)) for event_id, payload in items]
+    records = state.records_for(source, items)
     await state.accept(source, records)
     return {"accepted": len(records), "ids": [event.id for _, event in records]}

@@ -22,7 +22,6 @@ from services.ingest.routes.tracking import (
     publish_quietly,
     quiet_source,
     seen_by,
-    touch_record,
 )
 from shared.events import Identity
 from shared.web import NotFound
@@ -97,7 +96,7 @@ async def open_pixel(token: str, request: Request, background: BackgroundTasks) 
     if source is not None:
         touch = links.opened(claims, **seen_by(request))
         event_id = links.link_event_id(token, touch.user_agent, received_now())
-        background.add_task(publish_quietly, state, source, [touch_record(state, source, touch, event_id)])
+        background.add_task(publish_quietly, state, source, state.records_for(source, [(event_id, touch)]))
     return gif_response()
 
 
@@ -113,7 +112,7 @@ async def click(token: str, request: Request, background: BackgroundTasks) -> Re
         seen = seen_by(request)
         touch = links.clicked(claims, **seen, anonymous_id=anonymous_id_in(request), at=now, links_in_burst=burst)
         event_id = links.link_event_id(token, seen["user_agent"], now)
-        background.add_task(publish_quietly, state, source, [touch_record(state, source, touch, event_id)])
+        background.add_task(publish_quietly, state, source, state.records_for(source, [(event_id, touch)]))
     return RedirectResponse(target, status_code=302, headers=NO_STORE)
 
 

@@ -6,9 +6,9 @@ import orjson
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, TypeAdapter
 
-from services.ingest.intake import received_now, state_of, write_key_from
+from services.ingest.intake import state_of, write_key_from
 from services.ingest.sources.native import MAX_BATCH, parse_deals, parse_touches
-from shared.events import Deal, Touch, event_for
+from shared.events import Deal, Touch
 from shared.web import Unauthorized, documented_body, read_body, require_content_type
 
 router = APIRouter(tags=["native API"])
@@ -67,18 +67,12 @@ async def _ingest(request: Request, kind: str) -> Response:
     if key is None:
         raise Unauthorized("send the write key as Bearer or Basic credentials", field="authorization")
     source = await state.source_by_write_key(key)
-    try:
+    with state.rejecting(source):
         require_content_type(request.headers.get("content-type"), "application/json")
         body = await read_body(request, MAX_BYTES)
         parse = parse_touches if kind == "touches" else parse_deals
         items = parse(body, source_id=source.id, idempotency_key=request.headers.get("idempotency-key"))
-    except Exception:
-        state.reject(source)
-        raise
-    topic = state.settings.topics.touches if kind == "touches" else state.settings.topics.deals
-    origin = f"/leadflow/ingest/{source.kind}/{source.id}"
-    now = received_now()
-    records = [(topic, event_for(p, id=i, source=origin, received_at=now)) for i, p in items]
+    records = state.records_for(source, items)
     await state.accept(source, records)
     body = orjson.dumps({"accepted": len(records), "ids": [event.id for _, event in records]})
     return Response(body, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")

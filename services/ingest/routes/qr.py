@@ -23,7 +23,6 @@ from services.ingest.routes.tracking import (
     quiet_source,
     remember,
     seen_by,
-    touch_record,
 )
 from services.ingest.sources import web
 from services.ingest.store import QrCode
@@ -128,7 +127,7 @@ async def scan(code: str, request: Request, background: BackgroundTasks) -> Resp
             qr.code, campaign_id=qr.campaign_id, target_url=qr.target_url, anonymous_id=anonymous_id, **seen
         )
         event_id = content_id("qr", qr.code, anonymous_id, seen["user_agent"], received_now().isoformat())
-        background.add_task(publish_quietly, state, source, [touch_record(state, source, touch, event_id)])
+        background.add_task(publish_quietly, state, source, state.records_for(source, [(event_id, touch)]))
     return response
 
 

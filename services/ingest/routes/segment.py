@@ -25,7 +25,6 @@ from services.ingest.sources.segment import (
     parse_call,
     write_key_in,
 )
-from shared.events import event_for
 from shared.web import (
     Invalid,
     PayloadTooLarge,
@@ -58,18 +57,13 @@ async def _ingest(request: Request, call_type: CallType | None) -> dict[str, boo
     header_key = write_key_from(request)
     # A Basic-auth key is checked before the body is read; analytics.js's key is in the body itself.
     source = await state.source_by_write_key(header_key) if header_key else None
-    try:
+    with state.rejecting(source):
         raw = await _read(request, MAX_CALL_BYTES if call_type else MAX_BATCH_BYTES)
-        source = source or await state.source_by_write_key(_body_key(raw))
+    source = source or await state.source_by_write_key(_body_key(raw))
+    with state.rejecting(source):
         receipt = Receipt(source.id, received_now(), client_ip(request), state.country_of)
         items = parse_call(raw, call_type, receipt) if call_type else parse_batch(raw, receipt)
-    except Exception:
-        if source is not None:
-            state.reject(source)
-        raise
-    topic, origin = state.settings.topics.touches, f"/leadflow/ingest/{source.kind}/{source.id}"
-    records = [(topic, event_for(t, id=i, source=origin, received_at=receipt.received_at)) for i, t in items]
-    await state.accept(source, records)
+    await state.accept(source, state.records_for(source, items, receipt.received_at))
     return {"success": True}
 
 

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from services.ingest.intake import IngestState, client_ip, received_now, state_of
 from services.ingest.sources import web
 from services.ingest.store import Source
-from shared.events import CloudEvent, TouchData, event_for
+from shared.events import CloudEvent
 from shared.web import Forbidden, NotFound, Problem, Unavailable, documented_body, read_body, require_content_type
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,9 @@ async def collect(request: Request) -> dict[str, Any]:
     except Problem:
         state.reject(source)
         raise
-    record = touch_record(state, source, touch, web.event_id_of(source.id, collected))
-    await state.accept(source, [record])
-    return {"accepted": 1, "ids": [record[1].id]}
+    records = state.records_for(source, [(web.event_id_of(source.id, collected), touch)])
+    await state.accept(source, records)
+    return {"accepted": 1, "ids": _ids(records)}
 
 
 @router.get("/p.gif", summary="Page-view pixel: k=write key, a=anonymous id, u=url, t=title, r=referrer, v=visit")
@@ -96,7 +96,7 @@ async def _pixel_record(request: Request, anonymous_id: str) -> tuple[Source, li
         log.info("pixel refused", extra={"source": source.id, "reason": exc.detail})
         return None
     nonce = None if collected.message_id else received_now().isoformat()  # each load is a view of its own
-    return source, [touch_record(state, source, touch, web.event_id_of(source.id, collected, nonce=nonce))]
+    return source, state.records_for(source, [(web.event_id_of(source.id, collected, nonce=nonce), touch)])
 
 
 async def web_source(state: IngestState, write_key: str) -> Source:
@@ -122,11 +122,6 @@ def seen_by(request: Request) -> dict[str, str | None]:
         "user_agent": user_agent[:1024] if user_agent else None,
         "country": state_of(request).country_of(client_ip(request)),
     }
-
-
-def touch_record(state: IngestState, source: Source, touch: TouchData, event_id: str) -> Record:
-    origin = f"/leadflow/ingest/{source.kind}/{source.id}"
-    return state.settings.topics.touches, event_for(touch, id=event_id, source=origin, received_at=received_now())
 
 
 async def publish_quietly(state: IngestState, source: Source, records: list[Record]) -> None:
