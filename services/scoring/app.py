@@ -31,7 +31,7 @@ def background(state: ScoringState) -> list[asyncio.Task[None]]:
         state.publisher,
         handler(settings.topics.leads, state.models),
         group=settings.consumer_group,
-        topics=[settings.topics.touches],
+        topics=[settings.topics.touches, settings.topics.deals],
         progress=state.progress,
     )
     relaying = outbox.relay(state.engine, store.TABLES, state.publisher)

@@ -22,6 +22,7 @@ from shared.consumer import Handler, Record
 from shared.events import (
     TOUCH_ADAPTER,
     CloudEvent,
+    DealData,
     FormFilled,
     Identified,
     LeadCreated,
@@ -32,6 +33,7 @@ from shared.events import (
     LeadStageChanged,
     TouchData,
     content_id,
+    normalise_email,
 )
 
 SOURCE = "leadflow/scoring"
@@ -174,8 +176,7 @@ def changes(
                 model_version=after.model_version,
             )
         )
-    for t in moves:
-        events.append(LeadStageChanged(lead_id=lead_id, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause))
+    events += [moved(lead_id, t) for t in moves]
     return tuple(events)
 
 
@@ -300,27 +301,49 @@ def lead_event(touch_event: CloudEvent[Any], data: LeadData, n: int) -> CloudEve
     )
 
 
+async def apply_deal(session: AsyncSession, deal: DealData, at: datetime) -> tuple[str, Transition] | None:
+    """A deal moves its contact's lead (opportunity, customer, recycled); deals of unknown people change nothing."""
+    email = normalise_email(deal.contact_email) if deal.contact_email else None
+    found = await store.owners(session, [email]) if email else []
+    lead_id = found[0].lead_id if found else await store.lead_by_id(session, deal.lead_id)
+    if lead_id is None:
+        return None
+    lead = await load_state(session, lead_id)
+    move = advance(lead.history, deal, at=at)
+    if move is None:
+        return None
+    await store.add_transition(session, lead_id, transition_row(move))
+    await store.save_lead(session, lead_id, {"stage": move.to_stage.value})
+    return lead_id, move
+
+
+def moved(lead_id: str, t: Transition) -> LeadStageChanged:
+    return LeadStageChanged(lead_id=lead_id, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause)
+
+
+async def apply_touch(
+    session: AsyncSession, event: CloudEvent[Any], touch: TouchData, models: Models
+) -> list[LeadData]:
+    at = event.time
+    lead_id, events = await apply_identity(session, touch, at)
+    await store.add_touch(session, event.id, lead_id, at, touch.model_dump(mode="json", exclude_none=True))
+    before = await load_state(session, lead_id)
+    touches, model = await timed_touches(session, lead_id), await models.active(session)
+    result = rescore(lead_id, before, touch, touches, model, event.source, at)
+    await store.save_lead(session, lead_id, row_of(result.lead))
+    for t in result.transitions:
+        await store.add_transition(session, lead_id, transition_row(t))
+    return [*events, *result.events]
+
+
 def handler(leads_topic: str, models: Models) -> Handler:
     async def handle(session: AsyncSession, event: CloudEvent[Any], record: Record) -> None:
-        if not isinstance(event.data, TouchData):
-            return  # deals and assignments: outcomes and sales feedback are not applied yet
-        touch, at = event.data, event.time
-        lead_id, events = await apply_identity(session, touch, at)
-        await store.add_touch(session, event.id, lead_id, at, touch.model_dump(mode="json", exclude_none=True))
-        before = await load_state(session, lead_id)
-        result = rescore(
-            lead_id,
-            before,
-            touch,
-            await timed_touches(session, lead_id),
-            await models.active(session),
-            event.source,
-            at,
-        )
-        await store.save_lead(session, lead_id, row_of(result.lead))
-        for t in result.transitions:
-            await store.add_transition(session, lead_id, transition_row(t))
-        for n, data in enumerate([*events, *result.events]):
+        events: list[LeadData] = []
+        if isinstance(event.data, TouchData):
+            events = await apply_touch(session, event, event.data, models)
+        elif isinstance(event.data, DealData) and (move := await apply_deal(session, event.data, event.time)):
+            events = [moved(*move)]
+        for n, data in enumerate(events):
             await outbox.add(session, store.TABLES, leads_topic, lead_event(event, data, n))
 
     return handle

@@ -119,6 +119,15 @@ async def owners(session: AsyncSession, names: Sequence[str]) -> list[Owner]:
     return [Owner(*row) for row in await session.execute(stmt)]
 
 
+async def lead_by_id(session: AsyncSession, lead_id: str | None) -> str | None:
+    """The lead itself, locked, when a deal names it by id."""
+    if not lead_id:
+        return None
+    stmt = select(leads.c.id).where(leads.c.id == lead_id).with_for_update()
+    found: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found
+
+
 async def load_lead(session: AsyncSession, lead_id: str) -> dict[str, Any] | None:
     row = (await session.execute(select(leads).where(leads.c.id == lead_id))).mappings().first()
     return dict(row) if row else None

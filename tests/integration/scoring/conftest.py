@@ -10,16 +10,16 @@ import pytest
 from services.scoring.config import ScoringSettings
 from shared.bus import Publisher, ensure_topics
 from shared.config import Topics
-from shared.events import CloudEvent, TouchData, event_for
+from shared.events import CloudEvent, DealData, TouchData, event_for
 from tests.conftest import Stack, scoring_client, scoring_settings
 from tests.e2e.counting import unique, wait_until
 
 
 @pytest.fixture(scope="module")
 async def settings(stack: Stack) -> ScoringSettings:
-    """Its own touches topic (so it does not work through every other test's touches); the shared leads topic."""
-    topics = Topics(touches=unique("test.touches"))
-    await ensure_topics(stack.broker.bootstrap, [topics.touches], 4)
+    """Its own touches and deals topics (not every other test's); the shared leads and dead-letter topics."""
+    topics = Topics(touches=unique("test.touches"), deals=unique("test.deals"))
+    await ensure_topics(stack.broker.bootstrap, [topics.touches, topics.deals], 4)
     return scoring_settings(stack, topics=topics, consumer_group=unique("scoring"))
 
 
@@ -44,9 +44,10 @@ Send = Callable[..., Awaitable[CloudEvent[Any]]]
 def send(settings: ScoringSettings, publisher: Publisher) -> Send:
     """Publish one touch to the module's touches topic; `event_id` repeats an event."""
 
-    async def publish(data: TouchData, *, event_id: str | None = None) -> CloudEvent[Any]:
+    async def publish(data: TouchData | DealData, *, event_id: str | None = None) -> CloudEvent[Any]:
         event = event_for(data, id=event_id or unique("touch"), source="/test/scoring", received_at=datetime.now(UTC))
-        await publisher.publish([(settings.topics.touches, event)])
+        topic = settings.topics.deals if isinstance(data, DealData) else settings.topics.touches
+        await publisher.publish([(topic, event)])
         return event
 
     return publish

@@ -1,5 +1,6 @@
 """Touches on the real broker become leads in the real database: qualification, idempotence, merges, poison."""
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -8,7 +9,7 @@ import orjson
 from services.scoring.config import ScoringSettings
 from services.scoring.identity import lead_id_for
 from shared.bus import Publisher
-from shared.events import EmailOpened, FormFilled, Identity, WebVisited
+from shared.events import DealCreated, DealWon, EmailOpened, FormFilled, Identity, WebVisited
 from tests.conftest import Tail
 from tests.e2e.counting import unique, wait_until
 from tests.integration.scoring.conftest import Send, email, wait_for_lead
@@ -116,3 +117,21 @@ def _async(check: Any) -> Any:
         return bool(check())
 
     return run
+
+
+async def test_deals_move_the_contacts_lead_to_opportunity_then_customer(
+    scoring: httpx.AsyncClient, send: Send, tail: Tail
+) -> None:
+    address, deal_id = email(), unique("deal")
+    await send(demo_form(address))
+    lead_id = lead_id_for(address)
+    await wait_for_lead(scoring, lead_id, lambda lead: lead["stage"] == "mql")
+
+    await send(DealCreated(deal_id=deal_id, contact_email=address.upper()))
+    await send(DealWon(deal_id=deal_id, contact_email=address, amount=Decimal("1200")))
+    await send(DealWon(deal_id=deal_id, contact_email=address))  # the same deal again: not a loyal customer
+    await send(DealCreated(deal_id=unique("deal"), contact_email=email()))  # nobody we know: nothing happens
+
+    lead = await wait_for_lead(scoring, lead_id, lambda lead: lead["stage"] == "customer")
+    assert [t["to_stage"] for t in lead["stage_history"]] == ["lead", "mql", "opportunity", "customer"]
+    await wait_until(lambda: _has(tail, lead_id, "leadflow.lead.stage_changed.v1", 4), what="stage events")
