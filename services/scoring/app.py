@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,16 +11,40 @@ from fastapi import FastAPI, Request
 
 from services.scoring import store
 from services.scoring.config import ScoringSettings
-from services.scoring.consumer import Models, handler
+from services.scoring.consumer import Models, handler, rescore_lead
 from services.scoring.routes import ScoringState, leads, model, state_of
 from shared import db, outbox
 from shared.bus import Publisher
-from shared.consumer import Progress, consume
+from shared.consumer import Progress, consume, retry_transient
 from shared.web import ReadinessCheck, create_base_app, install_operational_routes
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Turns touches into leads: identity resolution, profile, persona, segment, account, fit and
 engagement with decay, lifecycle stage. Publishes lead events on `leadflow.leads` only when something
 really changed. The scoring model is data: read it, and replace it with a validated new version."""
+
+
+async def rescore_batch(state: ScoringState, size: int = 100) -> int:
+    """One transaction: up to `size` leads scored by an older model version, rescored by the active one."""
+    async with state.sessions.begin() as session:
+        model = await state.models.active(session)
+        lead_ids = await store.leads_to_rescore(session, model[0], size)
+        for lead_id in lead_ids:
+            await rescore_lead(session, lead_id, model, state.settings.topics.leads)
+    return len(lead_ids)
+
+
+async def rescore_forever(state: ScoringState, poll_s: float = 0.5) -> None:
+    """After a model change, every lead is rescored from its stored touches (progress: GET /v1/model/rescore)."""
+    while True:
+        try:
+            done = await retry_transient("rescoring", lambda: rescore_batch(state))
+        except Exception:
+            log.exception("rescoring failed; trying again")
+            done = 0
+        if done == 0:
+            await asyncio.sleep(poll_s)
 
 
 def background(state: ScoringState) -> list[asyncio.Task[None]]:
@@ -35,7 +60,11 @@ def background(state: ScoringState) -> list[asyncio.Task[None]]:
         progress=state.progress,
     )
     relaying = outbox.relay(state.engine, store.TABLES, state.publisher)
-    return [asyncio.create_task(consuming, name="consume"), asyncio.create_task(relaying, name="relay")]
+    return [
+        asyncio.create_task(consuming, name="consume"),
+        asyncio.create_task(relaying, name="relay"),
+        asyncio.create_task(rescore_forever(state), name="rescore"),
+    ]
 
 
 def create_app(settings: ScoringSettings) -> FastAPI:

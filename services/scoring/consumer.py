@@ -132,6 +132,19 @@ def rescore(
     return Rescored(lead, tuple(moves), changes(lead_id, before, lead, changed, moves))
 
 
+def rescored_by_model(
+    lead_id: str, before: LeadState, touches: Sequence[TimedTouch], model: tuple[int, ScoringModel], at: datetime
+) -> Rescored:
+    """The same lead and touches under another model, as of its last touch: only the score and MQL may move."""
+    version, scoring = model
+    f = fit(fit_values(before.profile), None, before.persona, scoring)
+    e = engagement(touches, scoring, at)
+    qualified = advance(before.history, Qualified(), at=at) if qualify(f, e, scoring) else None
+    moves = [qualified] if qualified else []
+    lead = _scored(before, moves, f.total, e.total, len(e.breakdown), f.grade, version)
+    return Rescored(lead, tuple(moves), changes(lead_id, before, lead, frozenset(), moves, same_time=True))
+
+
 def _scored(
     lead: LeadState, moves: Sequence[Transition], fit_total: float, eng: float, fired: int, grade: str, version: int
 ) -> LeadState:
@@ -151,9 +164,19 @@ def _scored(
 
 
 def changes(
-    lead_id: str, before: LeadState, after: LeadState, changed: frozenset[str], moves: Sequence[Transition]
+    lead_id: str,
+    before: LeadState,
+    after: LeadState,
+    changed: frozenset[str],
+    moves: Sequence[Transition],
+    *,
+    same_time: bool = False,
 ) -> tuple[LeadData, ...]:
-    """Lead events for what really changed: profile values, the score (fit, grade, rules fired, model), stage."""
+    """Lead events for what really changed: profile values, the score, the stage.
+
+    The score changed when fit, grade or the rules fired did. Engagement alone decays between touches,
+    so it is compared only when both are as of the same time (a rescore as of the last touch).
+    """
     events: list[LeadData] = []
     who = (after.persona, after.segment, after.account)
     if changed or who != (before.persona, before.segment, before.account):
@@ -161,8 +184,9 @@ def changes(
         events.append(
             LeadProfileChanged(lead_id=lead_id, changes=values, persona=who[0], segment=who[1], account=who[2])
         )
-    score = (round(after.fit, 6), after.grade, after.fired, after.model_version)
-    if score != (round(before.fit, 6), before.grade, before.fired, before.model_version):
+    scored = (round(after.fit, 6), after.grade, after.fired) != (round(before.fit, 6), before.grade, before.fired)
+    engaged = same_time and round(after.engagement, 6) != round(before.engagement, 6)
+    if scored or engaged:
         assert after.grade is not None
         assert after.model_version is not None
         total = after.fit + after.engagement
@@ -292,13 +316,11 @@ async def apply_identity(session: AsyncSession, touch: TouchData, at: datetime) 
     return resolution.lead_id, events
 
 
-def lead_event(touch_event: CloudEvent[Any], data: LeadData, n: int) -> CloudEvent[Any]:
-    """Ids derived from the touch's id: the same touch always yields the same lead event ids."""
+def lead_event(cause_id: str, at: datetime, data: LeadData, n: int) -> CloudEvent[Any]:
+    """Ids derived from the cause's id: the same touch (or rescore) always yields the same lead event ids."""
     event_type: str = getattr(data, "type")  # noqa: B009  # every concrete lead event declares it
-    event_id = content_id(touch_event.id, n, event_type, data.lead_id)
-    return CloudEvent(
-        id=event_id, source=SOURCE, type=event_type, time=touch_event.time, subject=data.lead_id, data=data
-    )
+    event_id = content_id(cause_id, n, event_type, data.lead_id)
+    return CloudEvent(id=event_id, source=SOURCE, type=event_type, time=at, subject=data.lead_id, data=data)
 
 
 async def apply_deal(session: AsyncSession, deal: DealData, at: datetime) -> tuple[str, Transition] | None:
@@ -344,6 +366,21 @@ def handler(leads_topic: str, models: Models) -> Handler:
         elif isinstance(event.data, DealData) and (move := await apply_deal(session, event.data, event.time)):
             events = [moved(*move)]
         for n, data in enumerate(events):
-            await outbox.add(session, store.TABLES, leads_topic, lead_event(event, data, n))
+            await outbox.add(session, store.TABLES, leads_topic, lead_event(event.id, event.time, data, n))
 
     return handle
+
+
+async def rescore_lead(session: AsyncSession, lead_id: str, model: tuple[int, ScoringModel], leads_topic: str) -> None:
+    """Rescore one locked lead under `model`; lead events only when its score or stage really changed."""
+    before = await load_state(session, lead_id)
+    touches = await timed_touches(session, lead_id)
+    at = max((t[0] for t in touches), default=None)
+    if at is None:
+        return
+    result = rescored_by_model(lead_id, before, touches, model, at)
+    await store.save_lead(session, lead_id, row_of(result.lead))
+    for t in result.transitions:
+        await store.add_transition(session, lead_id, transition_row(t))
+    for n, data in enumerate(result.events):
+        await outbox.add(session, store.TABLES, leads_topic, lead_event(f"rescore:{model[0]}", at, data, n))

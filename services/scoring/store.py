@@ -128,6 +128,25 @@ async def lead_by_id(session: AsyncSession, lead_id: str | None) -> str | None:
     return found
 
 
+async def leads_to_rescore(session: AsyncSession, version: int, limit: int) -> list[str]:
+    """Leads scored by another version, locked; rows another transaction holds are left for later."""
+    stmt = (
+        select(leads.c.id)
+        .where(leads.c.model_version.is_distinct_from(version))
+        .order_by(leads.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def rescore_progress(session: AsyncSession, version: int) -> tuple[int, int]:
+    """(leads, leads not yet scored by `version`)."""
+    pending = func.count().filter(leads.c.model_version.is_distinct_from(version))
+    total, left = (await session.execute(select(func.count(), pending).select_from(leads))).one()
+    return int(total), int(left)
+
+
 async def load_lead(session: AsyncSession, lead_id: str) -> dict[str, Any] | None:
     row = (await session.execute(select(leads).where(leads.c.id == lead_id))).mappings().first()
     return dict(row) if row else None

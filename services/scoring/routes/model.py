@@ -5,7 +5,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.scoring import store
 from services.scoring.model import DEFAULT_MODEL, ModelInvalid, validate_model
@@ -41,6 +41,21 @@ async def get_model(request: Request) -> ModelOut:
 async def list_versions(request: Request) -> list[VersionOut]:
     async with state_of(request).sessions() as session:
         return [VersionOut(**row) for row in await store.model_version_list(session)]
+
+
+class RescoreOut(BaseModel):
+    version: int
+    leads: int
+    pending: int = Field(description="Leads not yet rescored by the active version.")
+
+
+@router.get("/rescore", summary="Progress of rescoring every lead by the active model version")
+async def rescore_progress(request: Request) -> RescoreOut:
+    state = state_of(request)
+    async with state.sessions() as session:
+        version, _ = await state.models.active(session)
+        leads, pending = await store.rescore_progress(session, version)
+    return RescoreOut(version=version, leads=leads, pending=pending)
 
 
 @router.put(

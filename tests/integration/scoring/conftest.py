@@ -5,13 +5,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from services.scoring.config import ScoringSettings
 from shared.bus import Publisher, ensure_topics
 from shared.config import Topics
 from shared.events import CloudEvent, DealData, TouchData, event_for
-from tests.conftest import Stack, scoring_client, scoring_settings
+from tests.conftest import Stack, Tail, scoring_client, scoring_settings
 from tests.e2e.counting import unique, wait_until
 
 
@@ -71,3 +72,19 @@ async def wait_for_lead(
 
     await wait_until(check, timeout_s=20, what=f"lead {lead_id}")
     return found
+
+
+SCORED = "leadflow.lead.score_changed.v1"
+
+
+def lead_events(tail: Tail, lead_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(type, data) of every lead event published for the lead, in order."""
+    return [
+        (r.type, orjson.loads(r.value))
+        for r in tail.records
+        if r.topic == "leadflow.leads" and r.key == lead_id.encode()
+    ]
+
+
+async def has_event(tail: Tail, lead_id: str, event_type: str, n: int) -> bool:
+    return sum(1 for t, _ in lead_events(tail, lead_id) if t == event_type) >= n

@@ -4,12 +4,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from services.scoring.identity import lead_id_for
 from services.scoring.model import DEFAULT_MODEL
-from shared.events import FormFilled, Identity, WebVisited
-from tests.conftest import ADMIN_TOKEN
-from tests.integration.scoring.conftest import Send, email, wait_for_lead
+from shared.events import EmailOpened, FormFilled, Identity, WebVisited
+from tests.conftest import ADMIN_TOKEN, Tail
+from tests.e2e.counting import wait_until
+from tests.integration.scoring.conftest import SCORED, Send, email, has_event, lead_events, wait_for_lead
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 DAYS_AGO = datetime.now(UTC) - timedelta(days=30)
@@ -95,3 +97,41 @@ async def test_health_readiness_and_metrics(scoring: httpx.AsyncClient) -> None:
     assert (await scoring.get("/healthz")).status_code == 200
     assert (await scoring.get("/readyz")).json()["status"] == "ready"
     assert "leadflow_consumer_lag" in (await scoring.get("/metrics")).text
+
+
+async def test_a_new_model_version_rescores_stored_leads_and_publishes_only_changes(
+    scoring: httpx.AsyncClient, send: Send, tail: Tail
+) -> None:
+    visitor, reader = email(), email()
+    await send(WebVisited(identity=Identity(email=visitor), url="https://acme.test/pricing"))
+    await send(EmailOpened(identity=Identity(email=reader)))  # pricing-page points do not touch this one
+    for address in (visitor, reader):
+        await wait_for_lead(scoring, lead_id_for(address))
+    body = DEFAULT_MODEL.model_dump(mode="json")
+    doubled = {**body, "engagement": [{**body["engagement"][0], "points": 20}, *body["engagement"][1:]]}
+
+    try:
+        version = (await scoring.put("/v1/model", json=doubled, headers=ADMIN)).json()["version"]
+        progress = await wait_for_progress(scoring, version)
+        rescored = await wait_for_lead(scoring, lead_id_for(visitor))
+        await wait_until(lambda: has_event(tail, lead_id_for(visitor), SCORED, 2), what="the rescored score event")
+    finally:
+        await scoring.put("/v1/model", json=body, headers=ADMIN)  # the next tests expect the default model
+
+    assert progress["leads"] > 0
+    assert (rescored["model_version"], rescored["engagement"]) == (version, pytest.approx(20, abs=0.01))
+    [_, event] = [e for t, e in lead_events(tail, lead_id_for(visitor)) if t == SCORED][:2]
+    assert (event["model_version"], event["engagement"]) == (version, pytest.approx(20, abs=0.01))
+    unchanged = [e for t, e in lead_events(tail, lead_id_for(reader)) if t == SCORED]
+    assert [e["model_version"] for e in unchanged] == [version - 1]
+
+
+async def wait_for_progress(scoring: httpx.AsyncClient, version: int) -> dict[str, Any]:
+    progress: dict[str, Any] = {}
+
+    async def done() -> bool:
+        progress.update((await scoring.get("/v1/model/rescore")).json())
+        return bool(progress["version"] == version and progress["pending"] == 0)
+
+    await wait_until(done, timeout_s=20, what="rescoring done")
+    return progress

@@ -4,7 +4,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import orjson
 
 from services.scoring.config import ScoringSettings
 from services.scoring.identity import lead_id_for
@@ -12,15 +11,7 @@ from shared.bus import Publisher
 from shared.events import DealCreated, DealWon, EmailOpened, FormFilled, Identity, WebVisited
 from tests.conftest import Tail
 from tests.e2e.counting import unique, wait_until
-from tests.integration.scoring.conftest import Send, email, wait_for_lead
-
-
-def lead_events(tail: Tail, lead_id: str) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (r.type, orjson.loads(r.value))
-        for r in tail.records
-        if r.topic == "leadflow.leads" and r.key == lead_id.encode()
-    ]
+from tests.integration.scoring.conftest import Send, email, has_event, lead_events, wait_for_lead
 
 
 def demo_form(address: str, **identity: str) -> FormFilled:
@@ -42,11 +33,7 @@ async def test_a_pricing_visit_and_a_demo_request_make_an_mql_with_its_breakdown
     assert fired == ["pricing_page", "demo_request"]
     assert [t["to_stage"] for t in lead["stage_history"]] == ["subscriber", "lead", "mql"]
     assert (lead["persona"] and lead["segment"] == "medium") or lead["segment"]
-    await wait_until(lambda: _has(tail, lead_id, "leadflow.lead.stage_changed.v1", 3), what="stage events")
-
-
-async def _has(tail: Tail, lead_id: str, event_type: str, n: int) -> bool:
-    return sum(1 for t, _ in lead_events(tail, lead_id) if t == event_type) >= n
+    await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.stage_changed.v1", 3), what="stage events")
 
 
 async def test_the_same_touch_twice_changes_nothing(scoring: httpx.AsyncClient, send: Send, tail: Tail) -> None:
@@ -57,7 +44,7 @@ async def test_the_same_touch_twice_changes_nothing(scoring: httpx.AsyncClient, 
     lead_id = lead_id_for(address)
 
     lead = await wait_for_lead(scoring, lead_id, lambda lead: len(lead["timeline"]) == 2)
-    await wait_until(lambda: _has(tail, lead_id, "leadflow.lead.score_changed.v1", 2), what="score events")
+    await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.score_changed.v1", 2), what="score events")
 
     assert [c["rule_id"] for c in lead["score"]["engagement_breakdown"]] == ["pricing_page", "email_open"]
     types = [t for t, _ in lead_events(tail, lead_id)]
@@ -88,7 +75,7 @@ async def test_an_anonymous_history_merges_into_the_known_lead(
     assert {i["identifier"] for i in lead["identities"]} == {address, f"anon:{anonymous}"}
     assert "pricing_page" in [c["rule_id"] for c in lead["score"]["engagement_breakdown"]]
     assert (await scoring.get(f"/v1/leads/{anon}")).status_code == 404
-    await wait_until(lambda: _has(tail, known, "leadflow.lead.merged.v1", 1), what="merged event")
+    await wait_until(lambda: has_event(tail, known, "leadflow.lead.merged.v1", 1), what="merged event")
     merged = [data for t, data in lead_events(tail, known) if t == "leadflow.lead.merged.v1"]
     assert merged == [{"lead_id": known, "absorbed": anon, "type": "leadflow.lead.merged.v1"}]
 
@@ -134,4 +121,4 @@ async def test_deals_move_the_contacts_lead_to_opportunity_then_customer(
 
     lead = await wait_for_lead(scoring, lead_id, lambda lead: lead["stage"] == "customer")
     assert [t["to_stage"] for t in lead["stage_history"]] == ["lead", "mql", "opportunity", "customer"]
-    await wait_until(lambda: _has(tail, lead_id, "leadflow.lead.stage_changed.v1", 4), what="stage events")
+    await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.stage_changed.v1", 4), what="stage events")
