@@ -5,13 +5,26 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
 
 from services.scoring import store
 from services.scoring.config import ScoringSettings
-from services.scoring.consumer import Models, handler, rescore_lead
+from services.scoring.consumer import (
+    Models,
+    handler,
+    lead_event,
+    load_state,
+    moved,
+    recycled,
+    rescore_lead,
+    timed_touches,
+    transition_row,
+)
+from services.scoring.lifecycle import Stage
 from services.scoring.routes import ScoringState, leads, model, state_of
 from shared import db, outbox
 from shared.bus import Publisher
@@ -47,6 +60,43 @@ async def rescore_forever(state: ScoringState, poll_s: float = 0.5) -> None:
             await asyncio.sleep(poll_s)
 
 
+async def recycle_page(state: ScoringState, after: str, now: datetime, size: int = 100) -> str | None:
+    """One transaction over the next page of MQLs: those decayed below the threshold by `now` are recycled.
+
+    Returns the last id seen, or None when the pass is over.
+    """
+    async with state.sessions.begin() as session:
+        _, model = await state.models.active(session)
+        lead_ids = await store.leads_in_stage(session, Stage.MQL.value, after, size)
+        for lead_id in lead_ids:
+            lead = await load_state(session, lead_id)
+            move = recycled(lead.history, await timed_touches(session, lead_id), model, now)
+            if move is not None:
+                await store.add_transition(session, lead_id, transition_row(move))
+                await store.save_lead(session, lead_id, {"stage": move.to_stage.value})
+                cause = f"decayed:{lead_id}:{len(lead.history)}"
+                await outbox.add(
+                    session, store.TABLES, state.settings.topics.leads, lead_event(cause, now, moved(lead_id, move), 0)
+                )
+    return lead_ids[-1] if len(lead_ids) == size else None
+
+
+async def recycle_pass(state: ScoringState, now: datetime) -> None:
+    after: str | None = ""
+    while after is not None:
+        after = await retry_transient("recycling", partial(recycle_page, state, after, now))
+
+
+async def recycle_forever(state: ScoringState) -> None:
+    """The periodic sweep: the one place scoring reads the clock to change a lead."""
+    while True:
+        await asyncio.sleep(state.settings.recycle_sweep_s)
+        try:
+            await recycle_pass(state, datetime.now(UTC))
+        except Exception:
+            log.exception("recycle sweep failed; trying again next time")
+
+
 def background(state: ScoringState) -> list[asyncio.Task[None]]:
     settings = state.settings
     consuming = consume(
@@ -64,6 +114,7 @@ def background(state: ScoringState) -> list[asyncio.Task[None]]:
         asyncio.create_task(consuming, name="consume"),
         asyncio.create_task(relaying, name="relay"),
         asyncio.create_task(rescore_forever(state), name="rescore"),
+        asyncio.create_task(recycle_forever(state), name="recycle"),
     ]
 
 

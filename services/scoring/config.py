@@ -11,3 +11,4 @@ class ScoringSettings(LeadflowSettings):
     port: int = Field(8002, validation_alias="LEADFLOW_SCORING_PORT")
     admin_token: SecretStr = Field(description="Bearer token for changing the scoring model.")
     consumer_group: str = Field("scoring", validation_alias="LEADFLOW_SCORING_GROUP")
+    recycle_sweep_s: float = Field(60.0, gt=0, description="How often MQLs are checked for decayed engagement.")

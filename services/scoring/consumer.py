@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import identity, store
-from services.scoring.lifecycle import Qualified, Transition, advance
+from services.scoring.lifecycle import Decayed, Qualified, Stage, Transition, advance, stage_of
 from services.scoring.model import DEFAULT_MODEL, ScoringModel, validate_model
 from services.scoring.profile import Profile, account_key, apply_attributes, persona_of, segment_of, seniority_of
-from services.scoring.rules import TimedTouch, engagement, fit, qualify
+from services.scoring.rules import TimedTouch, engagement, fit, qualify, should_recycle
 from shared import outbox
 from shared.consumer import Handler, Record
 from shared.events import (
@@ -143,6 +143,15 @@ def rescored_by_model(
     moves = [qualified] if qualified else []
     lead = _scored(before, moves, f.total, e.total, len(e.breakdown), f.grade, version)
     return Rescored(lead, tuple(moves), changes(lead_id, before, lead, frozenset(), moves, same_time=True))
+
+
+def recycled(
+    history: Sequence[Transition], touches: Sequence[TimedTouch], model: ScoringModel, now: datetime
+) -> Transition | None:
+    """An MQL whose engagement has decayed below the model's recycle threshold by `now` is recycled."""
+    if stage_of(history) != Stage.MQL or not should_recycle(engagement(touches, model, now), model):
+        return None
+    return advance(history, Decayed(), at=now)
 
 
 def _scored(

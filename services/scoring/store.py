@@ -140,6 +140,18 @@ async def leads_to_rescore(session: AsyncSession, version: int, limit: int) -> l
     return list((await session.execute(stmt)).scalars())
 
 
+async def leads_in_stage(session: AsyncSession, stage: str, after: str, limit: int) -> list[str]:
+    """The next page (by id) of leads in `stage`, locked; rows another transaction holds are skipped this round."""
+    stmt = (
+        select(leads.c.id)
+        .where(leads.c.stage == stage, leads.c.id > after)
+        .order_by(leads.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def rescore_progress(session: AsyncSession, version: int) -> tuple[int, int]:
     """(leads, leads not yet scored by `version`)."""
     pending = func.count().filter(leads.c.model_version.is_distinct_from(version))

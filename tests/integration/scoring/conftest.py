@@ -21,7 +21,7 @@ async def settings(stack: Stack) -> ScoringSettings:
     """Its own touches and deals topics (not every other test's); the shared leads and dead-letter topics."""
     topics = Topics(touches=unique("test.touches"), deals=unique("test.deals"))
     await ensure_topics(stack.broker.bootstrap, [topics.touches, topics.deals], 4)
-    return scoring_settings(stack, topics=topics, consumer_group=unique("scoring"))
+    return scoring_settings(stack, topics=topics, consumer_group=unique("scoring"), recycle_sweep_s=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Touches on the real broker become leads in the real database: qualification, idempotence, merges, poison."""
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -122,3 +123,18 @@ async def test_deals_move_the_contacts_lead_to_opportunity_then_customer(
     lead = await wait_for_lead(scoring, lead_id, lambda lead: lead["stage"] == "customer")
     assert [t["to_stage"] for t in lead["stage_history"]] == ["lead", "mql", "opportunity", "customer"]
     await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.stage_changed.v1", 4), what="stage events")
+
+
+async def test_an_mql_whose_engagement_decayed_is_recycled_by_the_sweep(
+    scoring: httpx.AsyncClient, send: Send, tail: Tail
+) -> None:
+    address = email()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    await send(demo_form(address).model_copy(update={"occurred_at": long_ago}))
+    lead_id = lead_id_for(address)
+
+    lead = await wait_for_lead(scoring, lead_id, lambda lead: lead["stage"] == "recycled")
+
+    assert [t["to_stage"] for t in lead["stage_history"]] == ["lead", "mql", "recycled"]
+    assert lead["stage_history"][-1]["cause"] == "decayed"
+    await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.stage_changed.v1", 3), what="stage events")
