@@ -25,7 +25,7 @@ from services.scoring.consumer import (
     transition_row,
 )
 from services.scoring.lifecycle import Stage
-from services.scoring.routes import ScoringState, leads, model, state_of
+from services.scoring.routes import ScoringState, accounts, leads, model, state_of
 from shared import db, outbox
 from shared.bus import Publisher
 from shared.consumer import Progress, consume, retry_transient
@@ -145,6 +145,6 @@ def create_app(settings: ScoringSettings) -> FastAPI:
         return {"database": lambda: db.ping(state.engine), "broker": state.publisher.check}
 
     install_operational_routes(app, checks)
-    for module in (leads, model):
+    for module in (leads, accounts, model):
         app.include_router(module.router)
     return app

@@ -10,7 +10,7 @@ from services.scoring.identity import lead_id_for
 from services.scoring.model import DEFAULT_MODEL
 from shared.events import EmailOpened, FormFilled, Identity, WebVisited
 from tests.conftest import ADMIN_TOKEN, Tail
-from tests.e2e.counting import wait_until
+from tests.e2e.counting import unique, wait_until
 from tests.integration.scoring.conftest import SCORED, Send, email, has_event, lead_events, wait_for_lead
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -36,6 +36,24 @@ async def test_a_lead_reads_with_its_breakdown_decayed_to_now_and_as_of_a_past_t
     assert (before["score"]["engagement"], before["timeline"], before["stage_history"]) == (0, [], [])
     assert now["identities"][0]["identifier"] == address
     assert now["profile"]["email"]["value"] == address
+
+
+async def test_an_account_rolls_up_its_contacts_and_names_the_missing_buying_roles(
+    scoring: httpx.AsyncClient, send: Send
+) -> None:
+    domain = f"{unique('co')}.test"
+    people = {f"cto@{domain}": "CTO", f"dev@{domain}": "Software Engineer"}
+    for address, title in people.items():
+        await send(FormFilled(identity=Identity(email=address), form_id="demo", fields={"job_title": title}))
+    for address in people:
+        await wait_for_lead(scoring, lead_id_for(address), lambda lead: lead["persona"] is not None)
+
+    account = (await scoring.get(f"/v1/accounts/domain:{domain}")).json()
+
+    assert account["buying_group"] == {"engaged": ["executive", "engineer"], "missing": ["buyer"], "complete": False}
+    assert account["engagement"] == pytest.approx(80, abs=0.1)  # two demo requests
+    assert {c["email"] for c in account["contacts"]} == set(people)
+    assert (await scoring.get("/v1/accounts/domain:nobody.test")).status_code == 404
 
 
 async def test_an_unknown_lead_is_a_404_problem(scoring: httpx.AsyncClient) -> None:
