@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.cli import SERVICES
 from shared.stack import free_port
 from tests.conftest import Stack
 
@@ -44,6 +45,11 @@ def interrupt(process: subprocess.Popen[str]) -> list[str]:
     return out.splitlines()
 
 
+def service_ports() -> dict[str, str]:
+    """Every service on a free port, so the test never collides with a running `make run`."""
+    return {f"LEADFLOW_{name.upper()}_PORT": str(free_port()) for name in SERVICES}
+
+
 def post_one_event(port: int, admin_token: str) -> int:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
         created = client.post(
@@ -56,9 +62,8 @@ def post_one_event(port: int, admin_token: str) -> int:
 
 def test_leadflow_up_serves_on_the_embedded_stack_and_stops_in_order() -> None:
     folder = Path(tempfile.mkdtemp(prefix="lfup", dir="/tmp"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env["LEADFLOW_INGEST_PORT"] = str(port)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}, **service_ports()}
+    port = int(env["LEADFLOW_INGEST_PORT"])
     try:
         process, lines = run_up(env, folder)
         assert any(f"http://127.0.0.1:{port}/docs" in line for line in lines)
@@ -75,14 +80,14 @@ def test_leadflow_up_serves_on_the_embedded_stack_and_stops_in_order() -> None:
 
 def test_leadflow_up_uses_external_servers_when_told(stack: Stack) -> None:
     folder = Path(tempfile.mkdtemp(prefix="lfup", dir="/tmp"))
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")},
+        **service_ports(),
         "LEADFLOW_DATABASE_URL": stack.pg.url,
         "LEADFLOW_KAFKA_BOOTSTRAP": stack.broker.bootstrap,
-        "LEADFLOW_INGEST_PORT": str(port),
         "LEADFLOW_ADMIN_TOKEN": "external-admin",
     }
+    port = int(env["LEADFLOW_INGEST_PORT"])
     try:
         process, lines = run_up(env, folder)
         assert not any("embedded" in line for line in lines), lines
