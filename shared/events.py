@@ -239,8 +239,14 @@ class LeadStageChanged(LeadData):
     cause: str = Field(description="The touch type, deal type or decision that moved the stage.")
 
 
+class LeadErased(LeadData):
+    """Erasure (right to be forgotten): scoring deleted the lead's personal data; forget the lead too."""
+
+    type: Literal["leadflow.lead.erased.v1"] = "leadflow.lead.erased.v1"
+
+
 LeadEvent = Annotated[
-    LeadCreated | LeadMerged | LeadProfileChanged | LeadScoreChanged | LeadStageChanged,
+    LeadCreated | LeadMerged | LeadProfileChanged | LeadScoreChanged | LeadStageChanged | LeadErased,
     Discriminator("type"),
 ]
 LEAD_ADAPTER: TypeAdapter[LeadEvent] = TypeAdapter(LeadEvent)
@@ -265,7 +271,8 @@ AnyData = Annotated[
     | LeadMerged
     | LeadProfileChanged
     | LeadScoreChanged
-    | LeadStageChanged,
+    | LeadStageChanged
+    | LeadErased,
     Discriminator("type"),
 ]
 TOUCH_ADAPTER: TypeAdapter[Touch] = TypeAdapter(Touch)

@@ -188,6 +188,13 @@ async def merge(session: AsyncSession, survivor: str, absorbed: str) -> None:
     await session.execute(delete(leads).where(leads.c.id == absorbed))
 
 
+async def erase(session: AsyncSession, lead_id: str) -> None:
+    """Everything personal about the lead: its identifiers, touches, stage history and row."""
+    for table in (identifiers, touches, transitions):
+        await session.execute(delete(table).where(table.c.lead_id == lead_id))
+    await session.execute(delete(leads).where(leads.c.id == lead_id))
+
+
 async def identifiers_of(session: AsyncSession, lead_id: str) -> list[dict[str, Any]]:
     stmt = select(identifiers).where(identifiers.c.lead_id == lead_id).order_by(identifiers.c.linked_at)
     return [dict(r) for r in (await session.execute(stmt)).mappings()]

@@ -1,18 +1,22 @@
 """Lead reads: one lead explained (score breakdown now or `as_of`, stage history, timeline), and a filtered list."""
 
 import base64
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from services.scoring import store
-from services.scoring.consumer import fit_values, state_of, timed_touches
+from services.scoring.consumer import fit_values, lead_event, state_of, timed_touches
 from services.scoring.model import ScoringModel
+from services.scoring.routes import require_admin
 from services.scoring.routes import state_of as app_state
 from services.scoring.rules import Engagement, Fit, engagement, fit
+from shared import outbox
+from shared.events import LeadErased
 from shared.web import Invalid, NotFound
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -111,3 +115,20 @@ def _decode_cursor(cursor: str) -> str:
         return base64.urlsafe_b64decode(cursor.encode()).decode()
     except ValueError:
         raise Invalid("not a cursor this API gave out", field="cursor", rule="cursor") from None
+
+
+@router.delete(
+    "/{lead_id}",
+    status_code=204,
+    dependencies=[Depends(require_admin)],
+    summary="Erase a lead's personal data and publish leadflow.lead.erased.v1 so other services forget it",
+)
+async def erase_lead(request: Request, lead_id: str) -> Response:
+    state = app_state(request)
+    async with state.sessions.begin() as session:
+        if await store.lead_by_id(session, lead_id) is None:
+            raise NotFound(f"no lead {lead_id}", field="lead_id")
+        await store.erase(session, lead_id)
+        erased = lead_event(f"erase:{uuid.uuid4()}", datetime.now(UTC), LeadErased(lead_id=lead_id), 0)
+        await outbox.add(session, store.TABLES, state.settings.topics.leads, erased)
+    return Response(status_code=204)

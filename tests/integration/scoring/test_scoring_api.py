@@ -56,6 +56,22 @@ async def test_an_account_rolls_up_its_contacts_and_names_the_missing_buying_rol
     assert (await scoring.get("/v1/accounts/domain:nobody.test")).status_code == 404
 
 
+async def test_an_erased_lead_is_gone_and_a_tombstone_event_tells_the_others(
+    scoring: httpx.AsyncClient, send: Send, tail: Tail
+) -> None:
+    address = email()
+    await send(FormFilled(identity=Identity(email=address), form_id="demo", fields={"first_name": "Ada"}))
+    lead_id = lead_id_for(address)
+    await wait_for_lead(scoring, lead_id)
+
+    assert (await scoring.delete(f"/v1/leads/{lead_id}")).status_code == 401
+    assert (await scoring.delete(f"/v1/leads/{lead_id}", headers=ADMIN)).status_code == 204
+
+    assert (await scoring.get(f"/v1/leads/{lead_id}")).status_code == 404
+    assert (await scoring.delete(f"/v1/leads/{lead_id}", headers=ADMIN)).status_code == 404
+    await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.erased.v1", 1), what="the erased event")
+
+
 async def test_an_unknown_lead_is_a_404_problem(scoring: httpx.AsyncClient) -> None:
     response = await scoring.get("/v1/leads/no-such-lead")
     assert response.status_code == 404
