@@ -186,31 +186,33 @@ def changes(
     The score changed when fit, grade or the rules fired did. Engagement alone decays between touches,
     so it is compared only when both are as of the same time (a rescore as of the last touch).
     """
-    events: list[LeadData] = []
     who = (after.persona, after.segment, after.account)
-    if changed or who != (before.persona, before.segment, before.account):
-        values = {key: after.profile.value(key) for key in sorted(changed)}
-        events.append(
-            LeadProfileChanged(lead_id=lead_id, changes=values, persona=who[0], segment=who[1], account=who[2])
-        )
+    profile_moved = bool(changed) or who != (before.persona, before.segment, before.account)
     scored = (round(after.fit, 6), after.grade, after.fired) != (round(before.fit, 6), before.grade, before.fired)
     engaged = same_time and round(after.engagement, 6) != round(before.engagement, 6)
-    if scored or engaged:
-        assert after.grade is not None
-        assert after.model_version is not None
-        total = after.fit + after.engagement
-        events.append(
-            LeadScoreChanged(
-                lead_id=lead_id,
-                fit=after.fit,
-                engagement=after.engagement,
-                total=total,
-                grade=after.grade,
-                model_version=after.model_version,
-            )
-        )
-    events += [moved(lead_id, t) for t in moves]
-    return tuple(events)
+    events: list[LeadData] = [profile_changed(lead_id, after, changed)] if profile_moved else []
+    events += [score_changed(lead_id, after)] if scored or engaged else []
+    return (*events, *(moved(lead_id, t) for t in moves))
+
+
+def profile_changed(lead_id: str, lead: LeadState, changed: frozenset[str]) -> LeadProfileChanged:
+    values = {key: lead.profile.value(key) for key in sorted(changed)}
+    return LeadProfileChanged(
+        lead_id=lead_id, changes=values, persona=lead.persona, segment=lead.segment, account=lead.account
+    )
+
+
+def score_changed(lead_id: str, lead: LeadState) -> LeadScoreChanged:
+    assert lead.grade is not None, "a scored lead has a grade"
+    assert lead.model_version is not None, "a scored lead has a model version"
+    return LeadScoreChanged(
+        lead_id=lead_id,
+        fit=lead.fit,
+        engagement=lead.engagement,
+        total=lead.fit + lead.engagement,
+        grade=lead.grade,
+        model_version=lead.model_version,
+    )
 
 
 def merged_profile(survivor: Profile, absorbed: Profile) -> Profile:
