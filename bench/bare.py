@@ -9,7 +9,6 @@ import os
 from typing import Any
 
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request, status
 
 from shared import log
@@ -31,15 +30,13 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    log.configure(os.environ.get("LEADFLOW_LOG_LEVEL", "INFO"), service="bench-bare")
-    uvicorn.run(
+    # Served exactly as the services are (shared.log.serve), so the ratio measures only what ingest adds.
+    log.serve(
         create_app(),
+        service="bench-bare",
         host="127.0.0.1",
         port=int(os.environ["BENCH_PORT"]),
-        log_config=log.uvicorn_log_config(),
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
+        level=os.environ.get("LEADFLOW_LOG_LEVEL", "INFO"),
     )
 
 

@@ -28,3 +28,19 @@ def configure(level: str = "INFO", *, service: str) -> None:
 def uvicorn_log_config() -> dict[str, Any]:
     """Leave uvicorn's loggers to the root JSON handler set up by `configure`."""
     return {"version": 1, "disable_existing_loggers": False}
+
+
+def serve(app: Any, *, service: str, host: str, port: int, level: str = "INFO") -> None:
+    """Run an ASGI app the way every Leadflow process runs: uvicorn, JSON logs, graceful drain on SIGTERM."""
+    import uvicorn
+
+    configure(level, service=service)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(),
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
