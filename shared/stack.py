@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,9 @@ def start_postgres(folder: Path) -> EmbeddedPostgres:
     if len(str(folder)) > 90:
         raise ValueError(f"{folder} is too long for a Unix socket path; choose a folder under 90 characters")
     folder.mkdir(parents=True, exist_ok=True)
-    server = postgres_server.get_server(folder, cleanup_mode=None)
+    with warnings.catch_warnings():  # no XDG_RUNTIME_DIR on servers and CI; platformdirs' /tmp fallback is fine
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        server = postgres_server.get_server(folder, cleanup_mode=None)
     url = server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
     return EmbeddedPostgres(folder=folder, url=url, _server=server)
 
