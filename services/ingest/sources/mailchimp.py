@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 from pydantic import ValidationError
 
 from services.ingest.auth import same_secret
+from services.ingest.sources.fields import mapping, text
 from shared.events import Identified, TouchData, Unsubscribed, content_id, normalise_email
 from shared.web import Invalid, InvalidBody, Unauthorized, validation_errors
 
@@ -86,7 +87,7 @@ def parse(body: bytes, *, source_id: str, country_of: CountryOf = _no_country) -
 
 def to_touch(post: Mapping[str, Any], *, country_of: CountryOf = _no_country) -> TouchData | None:
     kind = post.get("type")
-    data = _mapping(post.get("data"))
+    data = mapping(post.get("data"))
     occurred_at = fired_at(post.get("fired_at"))
     if kind in ("subscribe", "profile"):
         return _identified(data, occurred_at, country_of)
@@ -98,20 +99,20 @@ def to_touch(post: Mapping[str, Any], *, country_of: CountryOf = _no_country) ->
 
 
 def _identified(data: Mapping[str, Any], occurred_at: datetime | None, country_of: CountryOf) -> Identified:
-    attributes = {"mailchimp_list_id": data.get("list_id"), **attributes_of(_mapping(data.get("merges")))}
+    attributes = {"mailchimp_list_id": data.get("list_id"), **attributes_of(mapping(data.get("merges")))}
     return Identified(
-        identity={"email": data.get("email"), "recipient_id": _text(data.get("id"))},
+        identity={"email": data.get("email"), "recipient_id": text(data.get("id"))},
         occurred_at=occurred_at,
         channel="email",
-        country=country_of(_text(data.get("ip_opt")) or _text(data.get("ip_signup"))),
+        country=country_of(text(data.get("ip_opt")) or text(data.get("ip_signup"))),
         attributes={key: value for key, value in attributes.items() if value not in (None, "")},
     )
 
 
 def _email_changed(data: Mapping[str, Any], occurred_at: datetime | None) -> Identified:
-    old = _text(data.get("old_email"))
+    old = text(data.get("old_email"))
     return Identified(
-        identity={"email": data.get("new_email"), "recipient_id": _text(data.get("new_id"))},
+        identity={"email": data.get("new_email"), "recipient_id": text(data.get("new_id"))},
         occurred_at=occurred_at,
         channel="email",
         previous_id=normalise_email(old) if old else None,  # the old address is the old lead's identity key
@@ -120,18 +121,18 @@ def _email_changed(data: Mapping[str, Any], occurred_at: datetime | None) -> Ide
 
 
 def _unsubscribed(kind: str, data: Mapping[str, Any], occurred_at: datetime | None) -> Unsubscribed:
-    reason = _text(data.get("reason"))
+    reason = text(data.get("reason"))
     if kind == "cleaned":
         reason = f"cleaned: {reason or 'unknown'}"  # hard bounces or an abuse report; the address is gone
     elif data.get("action") == "delete":
         reason = f"deleted: {reason or 'unknown'}"
-    campaign_id = _text(data.get("campaign_id"), 200)
+    campaign_id = text(data.get("campaign_id"), 200)
     return Unsubscribed(
-        identity={"email": data.get("email"), "recipient_id": _text(data.get("id"))},
+        identity={"email": data.get("email"), "recipient_id": text(data.get("id"))},
         occurred_at=occurred_at,
         channel="email",
         campaign={"campaign_id": campaign_id} if campaign_id else None,
-        list_id=_text(data.get("list_id"), 200),
+        list_id=text(data.get("list_id"), 200),
         reason=reason or "unsubscribed",
     )
 
@@ -147,13 +148,3 @@ def fired_at(value: Any) -> datetime | None:
         return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         return None
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if value is None or isinstance(value, (dict, list)) or value == "":
-        return None
-    return str(value)[:limit]

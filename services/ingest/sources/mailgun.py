@@ -16,13 +16,13 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.ingest.machine import Verdict, judge_click, judge_open
+from services.ingest.sources.fields import listed, mapping, text, unix_time
 from shared.events import EmailClicked, EmailOpened, TouchData, Unsubscribed, content_id
 from shared.web import InvalidBody, Unauthorized, parse_json, validation_errors
 
@@ -130,15 +130,15 @@ def parse(event: Mapping[str, Any], *, source_id: str, country_of: CountryOf = _
 def to_touch(event: Mapping[str, Any], *, country_of: CountryOf = _no_country) -> TouchData | None:
     kind = event.get("event")
     common = _common(event, country_of)
-    message_id = _text(_mapping(_mapping(event.get("message")).get("headers")).get("message-id"), 500)
+    message_id = text(mapping(mapping(event.get("message")).get("headers")).get("message-id"), 500)
     if kind == "opened":
         return EmailOpened(**common, **_machine(event, kind), message_id=message_id)
     if kind == "clicked":
-        url = _text(event.get("url"), 4096)
+        url = text(event.get("url"), 4096)
         return EmailClicked(**common, **_machine(event, kind), message_id=message_id, url=url, link_url=url)
     if kind in ("unsubscribed", "complained"):
-        mailing_list = _mapping(event.get("mailing-list"))
-        return Unsubscribed(**common, list_id=_text(mailing_list.get("address"), 200), reason=str(kind))
+        mailing_list = mapping(event.get("mailing-list"))
+        return Unsubscribed(**common, list_id=text(mailing_list.get("address"), 200), reason=str(kind))
     return None
 
 
@@ -148,14 +148,14 @@ def _common(event: Mapping[str, Any], country_of: CountryOf) -> dict[str, Any]:
         "occurred_at": unix_time(event.get("timestamp")),
         "campaign": campaign_of(event),
         "channel": "email",
-        "user_agent": _text(_mapping(event.get("client-info")).get("user-agent"), 1024),
+        "user_agent": text(mapping(event.get("client-info")).get("user-agent"), 1024),
         "country": _country(event, country_of),
     }
 
 
 def _machine(event: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    client = _mapping(event.get("client-info"))
-    bot, user_agent = _text(client.get("bot")), _text(client.get("user-agent"))
+    client = mapping(event.get("client-info"))
+    bot, user_agent = text(client.get("bot")), text(client.get("user-agent"))
     if bot:
         verdict = Verdict(True, f"bot:{bot} (provider)")
     else:
@@ -165,20 +165,20 @@ def _machine(event: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 def _country(event: Mapping[str, Any], country_of: CountryOf) -> str | None:
     """Mailgun's own IP geolocation when it has one, else ours from the IP (which is not kept)."""
-    country = _mapping(event.get("geolocation")).get("country")
+    country = mapping(event.get("geolocation")).get("country")
     if isinstance(country, str) and len(country) == 2 and country.isalpha():
         return country.upper()
-    return country_of(_text(event.get("ip")))
+    return country_of(text(event.get("ip")))
 
 
 def campaign_of(event: Mapping[str, Any]) -> dict[str, str] | None:
     """Campaign id and UTM tags from user variables (`v:` / X-Mailgun-Variables) and the clicked link."""
-    variables = _mapping(event.get("user-variables"))  # an empty list when there are none
-    fields = {key: _text(variables.get(key), 200) for key in UTM_KEYS}
-    fields |= utm_of(_text(event.get("url")))
-    campaigns, tags = _list(event.get("campaigns")), _list(event.get("tags"))
-    ids = [_text(variables.get("campaign_id"), 200)]
-    ids += [_text(_mapping(c).get("id"), 200) for c in campaigns[:1]] + [_text(t, 200) for t in tags[:1]]
+    variables = mapping(event.get("user-variables"))  # an empty list when there are none
+    fields = {key: text(variables.get(key), 200) for key in UTM_KEYS}
+    fields |= utm_of(text(event.get("url")))
+    campaigns, tags = listed(event.get("campaigns")), listed(event.get("tags"))
+    ids = [text(variables.get("campaign_id"), 200)]
+    ids += [text(mapping(c).get("id"), 200) for c in campaigns[:1]] + [text(t, 200) for t in tags[:1]]
     fields["campaign_id"] = next((i for i in ids if i), None)
     present = {key: value for key, value in fields.items() if value}
     return present or None
@@ -188,24 +188,3 @@ def utm_of(url: str | None) -> dict[str, str]:
     if not url:
         return {}
     return {key: value[:200] for key, value in parse_qsl(urlsplit(url).query) if key in UTM_KEYS and value}
-
-
-def unix_time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else []
-
-
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if value is None or isinstance(value, (dict, list)) or value == "":
-        return None
-    return str(value)[:limit]

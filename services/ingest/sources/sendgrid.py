@@ -16,7 +16,6 @@ import binascii
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from services.ingest.machine import BURST_SECONDS, Verdict, judge_click, judge_open
+from services.ingest.sources.fields import mapping, text, unix_time
 from shared.events import EmailClicked, EmailOpened, TouchData, Unsubscribed, content_id
 from shared.web import Invalid, InvalidBody, Unauthorized, validation_errors
 
@@ -145,7 +145,7 @@ def to_touch(
     if event.get("phase_id") == "test":
         return None  # a Marketing Campaigns test send goes to the marketer, not to a prospect
     common = _common(event, country_of)
-    message_id = _text(event.get("sg_message_id"))
+    message_id = text(event.get("sg_message_id"))
     if kind == "open":
         verdict = judge_open(common["user_agent"], provider_says_machine=event.get("sg_machine_open") is True)
         return EmailOpened(**common, **_machine(verdict), message_id=message_id)
@@ -153,10 +153,10 @@ def to_touch(
         verdict = judge_click(
             common["user_agent"], seconds_since_send=_seconds_since_send(event), links_in_burst=links_in_burst
         )
-        url = _text(event.get("url"), 4096)
+        url = text(event.get("url"), 4096)
         return EmailClicked(**common, **_machine(verdict), message_id=message_id, url=url, link_url=url)
     if kind in UNSUBSCRIBES:
-        return Unsubscribed(**common, list_id=_text(event.get("asm_group_id")), reason=str(kind))
+        return Unsubscribed(**common, list_id=text(event.get("asm_group_id")), reason=str(kind))
     return None
 
 
@@ -166,8 +166,8 @@ def _common(event: Mapping[str, Any], country_of: CountryOf) -> dict[str, Any]:
         "occurred_at": unix_time(event.get("timestamp")),
         "campaign": campaign_of(event),
         "channel": "email",
-        "user_agent": _text(event.get("useragent"), 1024),
-        "country": country_of(_text(event.get("ip"))),
+        "user_agent": text(event.get("useragent"), 1024),
+        "country": country_of(text(event.get("ip"))),
     }
 
 
@@ -177,10 +177,10 @@ def _machine(verdict: Verdict) -> dict[str, Any]:
 
 def campaign_of(event: Mapping[str, Any]) -> dict[str, str] | None:
     """Campaign id and UTM tags from custom args (top level or nested) and the clicked link's query."""
-    args = {**_mapping(event.get("unique_args")), **_mapping(event.get("custom_args")), **event}
-    fields = {key: _text(args.get(key), 200) for key in UTM_KEYS}
-    fields |= utm_of(_text(event.get("url")))  # the link's own tags say which link it was
-    ids = [_text(args.get(key), 200) for key in CAMPAIGN_KEYS] + [_first_category(event.get("category"))]
+    args = {**mapping(event.get("unique_args")), **mapping(event.get("custom_args")), **event}
+    fields = {key: text(args.get(key), 200) for key in UTM_KEYS}
+    fields |= utm_of(text(event.get("url")))  # the link's own tags say which link it was
+    ids = [text(args.get(key), 200) for key in CAMPAIGN_KEYS] + [_first_category(event.get("category"))]
     fields["campaign_id"] = next((i for i in ids if i), None)
     present = {key: value for key, value in fields.items() if value}
     return present or None
@@ -216,31 +216,7 @@ def _seconds_since_send(event: Mapping[str, Any]) -> float | None:
     return (at - sent).total_seconds() if sent and at else None
 
 
-def unix_time(value: Any) -> datetime | None:
-    """SendGrid timestamps are Unix seconds (int or string); some documented examples use milliseconds."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    if seconds > 1e11:
-        seconds /= 1000
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
 def _first_category(category: Any) -> str | None:
     if isinstance(category, list):
         category = category[0] if category else None
-    return _text(category, 200)
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _text(value: Any, limit: int | None = None) -> str | None:
-    if value is None or isinstance(value, (dict, list)) or value == "":
-        return None
-    return str(value)[:limit]
+    return text(category, 200)
