@@ -16,12 +16,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestSettings
 from services.scoring.app import create_app as create_scoring_app
 from services.scoring.config import ScoringSettings
-from shared import migrations
+from shared import db, migrations
 from shared.bus import ensure_topics
 from shared.config import LeadflowSettings
 from shared.stack import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
@@ -62,6 +63,14 @@ def stack() -> Iterator[Stack]:
         s.broker.stop()
         pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    """One pool for the tests that read or write a schema directly."""
+    engine = db.create_engine(stack.pg.url, pool_size=8)
+    yield engine
+    await engine.dispose()
 
 
 def ingest_settings(stack: Stack, **overrides: Any) -> IngestSettings:

@@ -34,13 +34,6 @@ from tests.e2e.counting import (
 
 
 @pytest.fixture(scope="module")
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(stack.pg.url, pool_size=4)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(scope="module")
 async def schema(engine: AsyncEngine) -> AsyncIterator[Counting]:
     c = counting(unique("test_bus"))
     await create_schema(engine, c)

@@ -52,13 +52,6 @@ def broker(stack: Stack) -> Iterator[RestartableBroker]:
 
 
 @pytest.fixture
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(stack.pg.url, pool_size=4)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def schema(engine: AsyncEngine) -> AsyncIterator[Counting]:
     c = counting(unique("test_bus"))
     await create_schema(engine, c)

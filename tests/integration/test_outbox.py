@@ -30,13 +30,6 @@ from tests.e2e.counting import (
 )
 
 
-@pytest.fixture(scope="module")
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(stack.pg.url, pool_size=4)
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture
 async def schema(engine: AsyncEngine) -> AsyncIterator[Counting]:
     """A schema per test: one relay per schema is the rule under test."""

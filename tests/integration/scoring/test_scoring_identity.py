@@ -1,11 +1,9 @@
 """Identity resolution under concurrency: replicas linking the same identities at once end in one lead."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,18 +13,10 @@ from services.scoring.identity import lead_id_for
 from shared import db
 from shared.consumer import retry_transient
 from shared.events import CloudEvent, EmailOpened, Identified, Identity, TouchData, event_for
-from tests.conftest import Stack
 from tests.e2e.counting import unique
 from tests.integration.scoring.conftest import email
 
 HANDLE = handler("leadflow.leads", Models())
-
-
-@pytest.fixture(scope="module")
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(stack.pg.url, pool_size=8)
-    yield engine
-    await engine.dispose()
 
 
 async def apply(engine: AsyncEngine, data: TouchData) -> None:
