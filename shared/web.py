@@ -4,15 +4,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import db
+from shared.bus import Publisher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,6 +187,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class ServiceState(Protocol):
+    """What every service's lifespan state holds and readiness looks at."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def publisher(self) -> Publisher: ...
+
+
+def database_and_broker(state: ServiceState) -> Mapping[str, ReadinessCheck]:
+    """The readiness of every service: its database answers and its broker answers a metadata request."""
+    return {"database": lambda: db.ping(state.engine), "broker": state.publisher.check}
 
 
 def install_operational_routes(app: FastAPI, checks: Callable[[Request], Mapping[str, ReadinessCheck]]) -> None:

@@ -3,11 +3,11 @@
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from geoip2fast import GeoIP2Fast
 
 from services.ingest.auth import SecretBox
@@ -16,7 +16,7 @@ from services.ingest.intake import IngestState, state_of
 from services.ingest.routes import admin, app_webhooks, email_webhooks, links, native, qr, segment, tracking
 from shared import db
 from shared.bus import Publisher
-from shared.web import OpenCors, ReadinessCheck, create_base_app, install_operational_routes
+from shared.web import OpenCors, create_base_app, database_and_broker, install_operational_routes
 
 DESCRIPTION = """Turns email opens and clicks, web visits, QR scans, form fills and CRM deal updates into
 Kafka events. Every 2xx means the broker acknowledged every event of the request; a 503 with
@@ -53,11 +53,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     app = create_base_app("ingest", description=DESCRIPTION, lifespan=lifespan)
 
-    def checks(request: Request) -> Mapping[str, ReadinessCheck]:
-        state = state_of(request)
-        return {"database": lambda: db.ping(state.engine), "broker": state.publisher.check}
-
-    install_operational_routes(app, checks)
+    install_operational_routes(app, lambda request: database_and_broker(state_of(request)))
     # Browsers post tracking calls cross-origin (analytics.js, t.js); credentials are in the body or URL.
     app.add_middleware(OpenCors)
     for module in (native, segment, email_webhooks, app_webhooks, tracking, links, qr, admin):

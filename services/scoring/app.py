@@ -3,13 +3,13 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from services.scoring import store
 from services.scoring.config import ScoringSettings
@@ -29,7 +29,7 @@ from services.scoring.routes import ScoringState, accounts, leads, model, state_
 from shared import db, outbox
 from shared.bus import Publisher
 from shared.consumer import Progress, consume, retry_transient
-from shared.web import ReadinessCheck, create_base_app, install_operational_routes
+from shared.web import create_base_app, database_and_broker, install_operational_routes
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +140,7 @@ def create_app(settings: ScoringSettings) -> FastAPI:
 
     app = create_base_app("scoring", description=DESCRIPTION, lifespan=lifespan)
 
-    def checks(request: Request) -> Mapping[str, ReadinessCheck]:
-        state = state_of(request)
-        return {"database": lambda: db.ping(state.engine), "broker": state.publisher.check}
-
-    install_operational_routes(app, checks)
+    install_operational_routes(app, lambda request: database_and_broker(state_of(request)))
     for module in (leads, accounts, model):
         app.include_router(module.router)
     return app
