@@ -251,6 +251,62 @@ LeadEvent = Annotated[
 ]
 LEAD_ADAPTER: TypeAdapter[LeadEvent] = TypeAdapter(LeadEvent)
 
+
+class AssignmentData(Payload):
+    """What routing publishes on `leadflow.assignments`; the record key is the lead id."""
+
+    lead_id: str = Field(min_length=1, max_length=200)
+    assignment_id: str = Field(min_length=1, max_length=200)
+    rep_id: str | None = Field(
+        None, max_length=200, description="The rep holding the lead; none in the fallback queue."
+    )
+    team_id: str | None = Field(None, max_length=200)
+
+
+class LeadAssigned(AssignmentData):
+    type: Literal["leadflow.assignment.assigned.v1"] = "leadflow.assignment.assigned.v1"
+    rule: str | None = Field(None, max_length=200, description="The rule (or account owner match) that decided.")
+    why: str | None = Field(None, max_length=2000)
+
+
+class AssignmentAccepted(AssignmentData):
+    """The rep took the lead: sales accepted (SAL)."""
+
+    type: Literal["leadflow.assignment.accepted.v1"] = "leadflow.assignment.accepted.v1"
+
+
+class AssignmentRejected(AssignmentData):
+    """Sales feedback to marketing: the rep turned the lead down, with a reason from the managed list."""
+
+    type: Literal["leadflow.assignment.rejected.v1"] = "leadflow.assignment.rejected.v1"
+    reason: str = Field(min_length=1, max_length=100, examples=["bad_fit", "no_budget", "student", "competitor"])
+    note: str | None = Field(None, max_length=2000)
+
+
+class LeadReassigned(AssignmentData):
+    type: Literal["leadflow.assignment.reassigned.v1"] = "leadflow.assignment.reassigned.v1"
+    from_rep_id: str | None = Field(None, max_length=200)
+    cause: str = Field(max_length=100, examples=["sla_breached", "manual"])
+
+
+class SlaBreached(AssignmentData):
+    type: Literal["leadflow.assignment.sla_breached.v1"] = "leadflow.assignment.sla_breached.v1"
+    sla: Literal["accept", "first_contact"]
+    due_at: datetime
+
+
+class DispositionRecorded(AssignmentData):
+    type: Literal["leadflow.assignment.disposition.v1"] = "leadflow.assignment.disposition.v1"
+    disposition: Literal["contacted", "meeting_booked", "qualified", "disqualified", "opportunity_created"]
+    note: str | None = Field(None, max_length=2000)
+
+
+AssignmentEvent = Annotated[
+    LeadAssigned | AssignmentAccepted | AssignmentRejected | LeadReassigned | SlaBreached | DispositionRecorded,
+    Discriminator("type"),
+]
+ASSIGNMENT_ADAPTER: TypeAdapter[AssignmentEvent] = TypeAdapter(AssignmentEvent)
+
 AnyData = Annotated[
     EmailOpened
     | EmailClicked
@@ -272,7 +328,13 @@ AnyData = Annotated[
     | LeadProfileChanged
     | LeadScoreChanged
     | LeadStageChanged
-    | LeadErased,
+    | LeadErased
+    | LeadAssigned
+    | AssignmentAccepted
+    | AssignmentRejected
+    | LeadReassigned
+    | SlaBreached
+    | DispositionRecorded,
     Discriminator("type"),
 ]
 TOUCH_ADAPTER: TypeAdapter[Touch] = TypeAdapter(Touch)
