@@ -17,6 +17,16 @@ PURE_MODULES = [
     "services/scoring/identity.py",
     "services/scoring/profile.py",
     "services/scoring/lifecycle.py",
+    "services/routing/model.py",
+    "services/routing/rules.py",
+    "services/routing/roundrobin.py",
+    "services/routing/directory.py",
+    "services/routing/sla.py",
+    "services/routing/lifecycle.py",
+    "services/routing/dryrun.py",
+    "services/routing/brief.py",
+    "services/routing/auth.py",
+    "services/routing/webhooks.py",
 ]
 
 
