@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring import identity, store
+from services.scoring import identity, outcomes, store
 from services.scoring.lifecycle import Decayed, Qualified, Stage, Transition, advance, stage_of
 from services.scoring.model import DEFAULT_MODEL, ScoringModel, validate_model
 from services.scoring.profile import Profile, account_key, apply_attributes, persona_of, segment_of, seniority_of
@@ -21,6 +21,7 @@ from shared import outbox
 from shared.consumer import Handler, Record
 from shared.events import (
     TOUCH_ADAPTER,
+    AssignmentData,
     CloudEvent,
     DealData,
     FormFilled,
@@ -341,6 +342,7 @@ async def apply_deal(session: AsyncSession, deal: DealData, at: datetime) -> tup
     lead_id = found[0].lead_id if found else await store.lead_by_id(session, deal.lead_id)
     if lead_id is None:
         return None
+    await outcomes.record_deal(session, lead_id, deal, at)
     lead = await load_state(session, lead_id)
     move = advance(lead.history, deal, at=at)
     if move is None:
@@ -376,6 +378,9 @@ def handler(leads_topic: str, models: Models) -> Handler:
             events = await apply_touch(session, event, event.data, models)
         elif isinstance(event.data, DealData) and (move := await apply_deal(session, event.data, event.time)):
             events = [moved(*move)]
+        elif isinstance(event.data, AssignmentData):
+            feedback = await outcomes.apply_feedback(session, event.id, event.data, event.time)
+            events = [moved(*feedback)] if feedback else []
         for n, data in enumerate(events):
             await outbox.add(session, store.TABLES, leads_topic, lead_event(event.id, event.time, data, n))
 

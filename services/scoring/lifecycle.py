@@ -12,6 +12,10 @@ Choices:
 - Decay recycles an MQL only; once sales accepted, sales owns the lead.
 - A rejection recycles, or disqualifies when its reason says the person will never buy.
 - Disqualified leads are not re-qualified by score; recycled ones are.
+- Sales feedback from routing: an accepted assignment is SAL, a `qualified` disposition SQL, a
+  `disqualified` disposition disqualifies (`Rejected("disqualified")`), and `opportunity_created` moves to
+  opportunity like a deal does (`OpportunityOpened`); a lost deal later recycles it the same way. The
+  other dispositions (contacted, meeting booked) move no stage.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,11 +26,15 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from shared.events import (
+    AssignmentAccepted,
+    AssignmentData,
+    AssignmentRejected,
     DealCreated,
     DealData,
     DealLost,
     DealStageChanged,
     DealWon,
+    DispositionRecorded,
     FormFilled,
     Identified,
     TouchData,
@@ -72,11 +80,28 @@ class SalesQualified:
     """Sales dispositioned the lead as sales-qualified."""
 
 
-Cause = TouchData | DealData | Qualified | Decayed | Accepted | Rejected | SalesQualified
+@dataclass(frozen=True)
+class OpportunityOpened:
+    """Sales reported an opportunity created for the lead (before, or without, a deal event)."""
+
+
+Cause = TouchData | DealData | Qualified | Decayed | Accepted | Rejected | SalesQualified | OpportunityOpened
 
 # Rejection reasons that say the person will never buy; any other reason recycles the lead.
 DISQUALIFYING_REASONS = frozenset(
-    {"not_a_fit", "competitor", "spam", "fake", "invalid", "student", "job_seeker", "duplicate", "do_not_contact"}
+    {
+        "not_a_fit",
+        "bad_fit",
+        "competitor",
+        "spam",
+        "fake",
+        "invalid",
+        "student",
+        "job_seeker",
+        "duplicate",
+        "do_not_contact",
+        "disqualified",
+    }
 )
 
 
@@ -119,6 +144,7 @@ _OWN_CAUSES: Mapping[type, str] = {
     Decayed: "decayed",
     Accepted: "accepted",
     SalesQualified: "sales_qualified",
+    OpportunityOpened: "deal_opened",
 }
 
 
@@ -137,6 +163,24 @@ def cause_name(cause: Cause) -> str | None:
             return None
         return "contact_given" if isinstance(cause, Identified | FormFilled) else "subscribed"
     return _OWN_CAUSES.get(type(cause))
+
+
+_DISPOSITIONS: Mapping[str, Cause] = {
+    "qualified": SalesQualified(),
+    "disqualified": Rejected("disqualified"),
+    "opportunity_created": OpportunityOpened(),
+}
+
+
+def sales_cause(feedback: AssignmentData) -> Cause | None:
+    """The lifecycle cause of routing's sales feedback; None for assignment events that move no stage."""
+    if isinstance(feedback, AssignmentAccepted):
+        return Accepted()
+    if isinstance(feedback, AssignmentRejected):
+        return Rejected(feedback.reason)
+    if isinstance(feedback, DispositionRecorded):
+        return _DISPOSITIONS.get(feedback.disposition)
+    return None
 
 
 def stage_of(history: Sequence[Transition]) -> Stage | None:

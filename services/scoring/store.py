@@ -184,13 +184,14 @@ async def merge(session: AsyncSession, survivor: str, absorbed: str) -> None:
     """Move the absorbed lead's identifiers and touches to the survivor and delete it and its stage history."""
     await session.execute(update(identifiers).where(identifiers.c.lead_id == absorbed).values(lead_id=survivor))
     await session.execute(update(touches).where(touches.c.lead_id == absorbed).values(lead_id=survivor))
+    await session.execute(update(outcomes).where(outcomes.c.lead_id == absorbed).values(lead_id=survivor))
     await session.execute(delete(transitions).where(transitions.c.lead_id == absorbed))
     await session.execute(delete(leads).where(leads.c.id == absorbed))
 
 
 async def erase(session: AsyncSession, lead_id: str) -> None:
     """Everything personal about the lead: its identifiers, touches, stage history and row."""
-    for table in (identifiers, touches, transitions):
+    for table in (identifiers, touches, transitions, outcomes):
         await session.execute(delete(table).where(table.c.lead_id == lead_id))
     await session.execute(delete(leads).where(leads.c.id == lead_id))
 
@@ -280,4 +281,47 @@ async def list_leads(session: AsyncSession, f: LeadFilter, limit: int) -> list[d
     ]
     where = and_(true(), *(c for c in conditions if c is not None))
     stmt = select(leads).where(where).order_by(leads.c.id).limit(limit)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+# --- outcomes: won and lost deals, sales rejections (sales feedback, ICP, backtest) --------------
+
+from sqlalchemy import Numeric  # noqa: E402  # appended section: the import block above is edited elsewhere
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", String(300), primary_key=True),  # a deal's natural key (`won:<deal id>`) or the feedback event's id
+    Column("lead_id", String(64), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # won | lost | rejected
+    Column("deal_id", String(200)),
+    Column("amount", Numeric(18, 4)),
+    Column("currency", String(3)),
+    Column("reason", String(1000)),
+    Column("note", String(2000)),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
+async def add_outcome(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Once per id: the same deal won twice (under two event ids) is one outcome."""
+    await session.execute(insert(outcomes).values(row).on_conflict_do_nothing())
+
+
+async def outcomes_of(session: AsyncSession, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
+    stmt = select(outcomes).where(outcomes.c.lead_id.in_(list(lead_ids))).order_by(outcomes.c.at, outcomes.c.id)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def leads_page(session: AsyncSession, after: str, limit: int) -> list[dict[str, Any]]:
+    """The next page (by id) of leads, unlocked: what ICP and backtests read."""
+    cols = (leads.c.id, leads.c.email, leads.c.profile, leads.c.persona, leads.c.segment, leads.c.account_key)
+    stmt = select(*cols).where(leads.c.id > after).order_by(leads.c.id).limit(limit)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def touches_of_leads(session: AsyncSession, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
+    t = touches
+    stmt = select(t.c.lead_id, t.c.occurred_at, t.c.payload).where(t.c.lead_id.in_(list(lead_ids)))
+    stmt = stmt.order_by(t.c.lead_id, t.c.occurred_at, t.c.event_id)
     return [dict(r) for r in (await session.execute(stmt)).mappings()]

@@ -18,9 +18,9 @@ from tests.e2e.counting import unique, wait_until
 
 @pytest.fixture(scope="module")
 async def settings(stack: Stack) -> ScoringSettings:
-    """Its own touches and deals topics (not every other test's); the shared leads and dead-letter topics."""
-    topics = Topics(touches=unique("test.touches"), deals=unique("test.deals"))
-    await ensure_topics(stack.broker.bootstrap, [topics.touches, topics.deals], 4)
+    """Its own touches, deals and assignments topics (not every other test's); the shared leads and dead letters."""
+    topics = Topics(touches=unique("test.touches"), deals=unique("test.deals"), assignments=unique("test.assign"))
+    await ensure_topics(stack.broker.bootstrap, [topics.touches, topics.deals, topics.assignments], 4)
     return scoring_settings(stack, topics=topics, consumer_group=unique("scoring"), recycle_sweep_s=0.5)
 
 
