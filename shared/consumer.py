@@ -1,9 +1,9 @@
 """The consume loop: exactly-once effects in PostgreSQL from an at-least-once bus (DESIGN §4.2-4.5).
 
-Per record, one transaction owned by this loop (STYLE 3): store the offset, record the event id, and
-only when the id is new call the service's handler, which writes its state and outbox rows. Offsets
-live in the service's schema and are read back on every assignment; Kafka-committed offsets are never
-used. Poison records go to the dead-letter topic; transient database or broker errors are retried.
+Per record (or per poll's records of one partition, for services that give a batch handler), one
+transaction owned by this loop (STYLE 3): store the offset, record the event ids, and only for new ids
+call the service's handler, which writes its state and outbox rows. Offsets live in the service's
+schema and are read back on every assignment; Kafka-committed offsets are never used. Poison records go to the dead-letter topic; transient database or broker errors are retried.
 
 The log end is the fetch high watermark, not `end_offsets`: the embedded broker answers ListOffsets
 with the last *batch's* base offset + 1 (measured), which would make a live log look forgotten.
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Record: TypeAlias = ConsumerRecord  # of bytes key and value; aiokafka ships no type information
 Handler = Callable[[AsyncSession, CloudEvent[Any], Record], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[CloudEvent[Any], Record]]], Awaitable[None]]
 Work = Callable[[AsyncSession], Awaitable[None]]
 
 LAG = Gauge(
@@ -145,6 +146,7 @@ class _Service:
     group: str
     dead_letters: str
     max_attempts: int
+    handle_batch: BatchHandler | None = None
 
 
 class _Loop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -199,10 +201,61 @@ class _Loop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is unt
             await self._restart_lost_logs()
 
     async def _apply_in_order(self, records: Sequence[Record], generation: int) -> None:
+        if self.s.handle_batch is not None:
+            await self._apply_batches(records, generation)
+            return
         for record in records:
             if generation != self.generation:
                 return  # revoked: the partition's next owner resumes from the stored offset
             await self._process(record, generation)
+
+    async def _apply_batches(self, records: Sequence[Record], generation: int) -> None:
+        """A poll's records of one partition in one transaction; a record that cannot be decoded splits it."""
+        run: list[tuple[Record, CloudEvent[Any]]] = []
+        for record in records:
+            try:
+                run.append((record, from_record(record.value, record.headers)))
+            except Exception as exc:  # poison: apply what came before it, then dead-letter it
+                await self._apply_batch(run, generation)
+                run = []
+                await self._dead_letter(record, f"{type(exc).__name__}: {exc}", generation)
+        await self._apply_batch(run, generation)
+
+    async def _apply_batch(self, run: Sequence[tuple[Record, CloudEvent[Any]]], generation: int) -> None:
+        """One transaction for the run; if it fails for a reason waiting does not fix, record by record."""
+        if not run or generation != self.generation:
+            return
+        last = run[-1][0]
+        handle_batch = self.s.handle_batch
+        assert handle_batch is not None
+
+        async def work(session: AsyncSession) -> None:
+            await db.save_offset(session, self.s.tables, self.s.group, last.topic, last.partition, last.offset)
+            new = await db.first_times(session, self.s.tables, [event.id for _, event in run])
+            fresh: list[tuple[CloudEvent[Any], Record]] = []
+            for record, event in run:
+                if event.id in new:
+                    new.discard(event.id)  # the same id twice in one poll applies once
+                    fresh.append((event, record))
+            if fresh:
+                await handle_batch(session, fresh)
+
+        tries = 0
+        while True:
+            try:
+                await self._transaction(last, generation, work)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.warning("batch failed; applying it record by record", extra={**_at(last), "error": repr(exc)})
+                    break
+                log.warning("applying batch failed; retrying", extra={**_at(last), "error": repr(exc)})
+            await asyncio.sleep(backoff(tries))
+            tries += 1
+        for record, event in run:
+            if generation != self.generation:
+                return
+            await self._apply(record, event, generation)
 
     async def _restart_lost_logs(self) -> None:
         """A log ending before our next offset was lost (the memory-only broker restarted): read it again."""
@@ -327,15 +380,19 @@ async def consume(
     max_attempts: int = 3,
     progress: Progress | None = None,
     kafka_options: Mapping[str, Any] | None = None,
+    handle_batch: BatchHandler | None = None,
 ) -> None:
     """Apply every record of `topics` exactly once in effect, in partition order, until cancelled.
 
     `handle(session, event, record)` writes state and outbox rows in the loop's transaction and never
-    commits. Cancelling stops fetching, lets the in-flight transaction finish and leaves the group.
+    commits. With `handle_batch(session, [(event, record), ...])`, each poll's new records of one partition
+    are applied in one transaction (faster); a batch that fails is applied again record by record with
+    `handle`, so a poison record still goes alone to the dead-letter topic. Cancelling stops fetching,
+    lets the in-flight transaction finish and leaves the group.
     `publisher` must be started; it carries dead letters to `settings.topics.dead_letters`.
     """
     dead_letters = settings.topics.dead_letters
-    service = _Service(sessions, tables, publisher, handle, group, dead_letters, max_attempts)
+    service = _Service(sessions, tables, publisher, handle, group, dead_letters, max_attempts, handle_batch)
     loop = _Loop(service, progress if progress is not None else Progress(group))
     consumer = await _started_consumer(settings.kafka_bootstrap, loop, topics, kafka_options or {})
     try:

@@ -1,7 +1,7 @@
 """The consume loop against the real embedded PostgreSQL and broker: exactly-once effects, order, dead letters."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared import db
 from shared.bus import Publisher, ensure_topics
 from shared.config import LeadflowSettings, Topics
-from shared.consumer import Handler, Progress, consume
+from shared.consumer import BatchHandler, Handler, Progress, consume
 from shared.events import CloudEvent, to_record
 from tests.conftest import Stack
 from tests.e2e.counting import (
@@ -292,3 +292,58 @@ async def test_cancelling_the_consumer_lets_the_in_flight_transaction_commit(
         stored = await conn.execute(select(func.count()).select_from(processed).where(processed.c.event_id == event.id))
         assert stored.scalar_one() == 1
     assert (await counts(engine, schema))[event.subject or ""] == (1, 0)
+
+
+# --- with a batch handler: a poll's records of a partition in one transaction, same guarantees ---
+
+
+def batched(handle: Handler, sizes: list[int]) -> BatchHandler:
+    """Applies each event with `handle`, remembering how many came in each call."""
+
+    async def apply(session: AsyncSession, events: Sequence[tuple[CloudEvent[Any], ConsumerRecord]]) -> None:
+        sizes.append(len(events))
+        for event, record in events:
+            await handle(session, event, record)
+
+    return apply
+
+
+async def test_a_backlog_is_applied_in_batches_exactly_once_and_in_order(
+    settings: LeadflowSettings, engine: AsyncEngine, schema: Counting, publisher: Publisher, topic: str
+) -> None:
+    events = backlog(subjects=20, per_subject=20)
+    await publish(publisher, topic, events)
+    await publish(publisher, topic, events[::3])  # redelivered: same ids again, later in the log
+    sizes: list[int] = []
+    handle = counter(schema)
+    group = unique("group")
+    consumer = consumer_of(
+        settings, engine, schema, publisher, handle, group=group, topics=[topic], handle_batch=batched(handle, sizes)
+    )
+    async with running(consumer):
+        await wait_for_state(engine, schema, expected_counts(events), group, topic, records=len(events) * 4 // 3 + 1)
+    assert await out_of_order(engine, schema, expected_counts(events)) == 0
+    assert max(sizes) > 1, "records of one poll arrive together"
+    assert sum(sizes) == len(events)  # the repeats never reach the handler
+
+
+async def test_a_poison_record_in_a_batch_is_dead_lettered_alone_and_the_rest_applied(
+    settings: LeadflowSettings, engine: AsyncEngine, schema: Counting, publisher: Publisher, topic: str
+) -> None:
+    name = unique("s")
+    events = [make_event(name, seq) for seq in range(1, 11)]
+    subject, poison = events[0].subject or "", events[4]
+    key, _, headers = to_record(events[0])
+    await publisher.publish([(topic, e) for e in events[:3]])
+    await publisher.publish_raw(topic, b"{not json", key=key, headers=headers)
+    await publisher.publish([(topic, e) for e in events[3:]])
+    group = unique("group")
+    handle = poison_on({poison.id}, counter(schema))
+    consumer = consumer_of(
+        settings, engine, schema, publisher, handle, group=group, topics=[topic], handle_batch=batched(handle, [])
+    )
+    async with running(consumer):
+        await wait_for_state(engine, schema, {subject: 9}, group, topic, records=11)
+        dead = await read_topic(settings.kafka_bootstrap, settings.topics.dead_letters, at_least=2)
+    assert sorted(r.value for r in dead) == sorted([b"{not json", to_record(poison)[1]])
+    assert await out_of_order(engine, schema, {subject: 9}) == 0
