@@ -27,6 +27,15 @@ PURE_MODULES = [
     "services/routing/brief.py",
     "services/routing/auth.py",
     "services/routing/webhooks.py",
+    "services/reporting/attribution.py",
+    "services/reporting/markov.py",
+    "services/reporting/identities.py",
+    "services/reporting/campaigns.py",
+    "services/reporting/facts.py",
+    "services/reporting/credits.py",
+    "services/reporting/funnel.py",
+    "services/reporting/roi.py",
+    "services/reporting/scorecards.py",
 ]
 
 
