@@ -25,7 +25,7 @@ from services.scoring.consumer import (
     transition_row,
 )
 from services.scoring.lifecycle import Stage
-from services.scoring.routes import ScoringState, accounts, leads, model, outcomes, state_of
+from services.scoring.routes import ScoringState, accounts, icp, leads, model, outcomes, state_of
 from shared import db, outbox
 from shared.bus import Publisher
 from shared.consumer import Progress, consume, retry_transient
@@ -141,6 +141,6 @@ def create_app(settings: ScoringSettings) -> FastAPI:
     app = create_base_app("scoring", description=DESCRIPTION, lifespan=lifespan)
 
     install_operational_routes(app, lambda request: database_and_broker(state_of(request)))
-    for module in (leads, outcomes, accounts, model):
+    for module in (leads, outcomes, accounts, model, icp):
         app.include_router(module.router)
     return app

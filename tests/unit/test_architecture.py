@@ -17,6 +17,8 @@ PURE_MODULES = [
     "services/scoring/identity.py",
     "services/scoring/profile.py",
     "services/scoring/lifecycle.py",
+    "services/scoring/icp.py",
+    "services/scoring/backtest.py",
     "services/routing/model.py",
     "services/routing/rules.py",
     "services/routing/roundrobin.py",
