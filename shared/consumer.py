@@ -3,7 +3,8 @@
 Per record (or per poll's records of one partition, for services that give a batch handler), one
 transaction owned by this loop (STYLE 3): store the offset, record the event ids, and only for new ids
 call the service's handler, which writes its state and outbox rows. Offsets live in the service's
-schema and are read back on every assignment; Kafka-committed offsets are never used. Poison records go to the dead-letter topic; transient database or broker errors are retried.
+schema and are read back on every assignment; Kafka-committed offsets are never used. Poison records
+go to the dead-letter topic; transient database or broker errors are retried.
 
 The log end is the fetch high watermark, not `end_offsets`: the embedded broker answers ListOffsets
 with the last *batch's* base offset + 1 (measured), which would make a live log look forgotten.

@@ -15,6 +15,7 @@ from services.scoring import store
 from services.scoring.config import ScoringSettings
 from services.scoring.consumer import (
     Models,
+    batch_handler,
     handler,
     lead_event,
     load_state,
@@ -25,7 +26,7 @@ from services.scoring.consumer import (
     transition_row,
 )
 from services.scoring.lifecycle import Stage
-from services.scoring.routes import ScoringState, accounts, icp, leads, model, outcomes, state_of
+from services.scoring.routes import ScoringState, accounts, backtest, icp, leads, model, outcomes, state_of
 from shared import db, outbox
 from shared.bus import Publisher
 from shared.consumer import Progress, consume, retry_transient
@@ -108,6 +109,7 @@ def background(state: ScoringState) -> list[asyncio.Task[None]]:
         group=settings.consumer_group,
         topics=[settings.topics.touches, settings.topics.deals, settings.topics.assignments],
         progress=state.progress,
+        handle_batch=batch_handler(settings.topics.leads, state.models),
     )
     relaying = outbox.relay(state.engine, store.TABLES, state.publisher)
     return [
@@ -141,6 +143,6 @@ def create_app(settings: ScoringSettings) -> FastAPI:
     app = create_base_app("scoring", description=DESCRIPTION, lifespan=lifespan)
 
     install_operational_routes(app, lambda request: database_and_broker(state_of(request)))
-    for module in (leads, outcomes, accounts, model, icp):
+    for module in (leads, outcomes, accounts, model, icp, backtest):
         app.include_router(module.router)
     return app

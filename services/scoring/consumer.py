@@ -5,9 +5,11 @@ The handler resolves identity under locks, applies merges, stores the touch, and
 touches at the touch's time. Only lead events whose content changed go to the outbox.
 """
 
+import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +20,7 @@ from services.scoring.model import DEFAULT_MODEL, ScoringModel, validate_model
 from services.scoring.profile import Profile, account_key, apply_attributes, persona_of, segment_of, seniority_of
 from services.scoring.rules import TimedTouch, engagement, fit, qualify, should_recycle
 from shared import outbox
-from shared.consumer import Handler, Record
+from shared.consumer import BatchHandler, Handler, Record
 from shared.events import (
     TOUCH_ADAPTER,
     AssignmentData,
@@ -32,6 +34,7 @@ from shared.events import (
     LeadProfileChanged,
     LeadScoreChanged,
     LeadStageChanged,
+    Touch,
     TouchData,
     content_id,
     normalise_email,
@@ -292,42 +295,6 @@ async def timed_touches(session: AsyncSession, lead_id: str) -> list[TimedTouch]
     ]
 
 
-async def resolve(session: AsyncSession, names: Sequence[str], at: datetime) -> identity.Resolution:
-    """Decide under locks: the identifiers' advisory locks, then the owning leads' rows, re-read until stable.
-
-    A concurrent merge may move one of our identifiers to another lead while we wait for a row lock;
-    reading again after the locks are held sees its committed result.
-    """
-    await store.lock_identifiers(session, names)
-    found = await store.owners(session, names)
-    while (again := await store.owners(session, names)) != found:
-        found = again
-    known = {o.identifier: identity.KnownLead(o.lead_id, o.created_at, o.email is not None) for o in found}
-    return identity.resolve_identity(names, known, at)
-
-
-async def absorb(session: AsyncSession, merge: identity.LeadsMerged) -> None:
-    survivor, absorbed = await load_state(session, merge.survivor), await load_state(session, merge.absorbed)
-    profile = merged_profile(survivor.profile, absorbed.profile)
-    email = survivor.email or absorbed.email
-    await store.save_lead(session, merge.survivor, {"profile": profile.model_dump(mode="json"), "email": email})
-    await store.merge(session, merge.survivor, merge.absorbed)
-
-
-async def apply_identity(session: AsyncSession, touch: TouchData, at: datetime) -> tuple[str, list[LeadData]]:
-    """Create, merge and link as resolution decided; the facts other services need, as lead events."""
-    resolution = await resolve(session, identity.identifiers_of(touch), at)
-    events: list[LeadData] = []
-    if (created := resolution.created) is not None:
-        await store.insert_lead(session, created.lead_id, at)
-        events.append(LeadCreated(lead_id=created.lead_id, identifier=created.identifier, email=touch.identity.email))
-    for merge in resolution.merges:
-        await absorb(session, merge)
-        events.append(LeadMerged(lead_id=merge.survivor, absorbed=merge.absorbed))
-    await store.link(session, resolution.lead_id, [link.identifier for link in resolution.links], at)
-    return resolution.lead_id, events
-
-
 def lead_event(cause_id: str, at: datetime, data: LeadData, n: int) -> CloudEvent[Any]:
     """Ids derived from the cause's id: the same touch (or rescore) always yields the same lead event ids."""
     event_type: str = getattr(data, "type")  # noqa: B009  # every concrete lead event declares it
@@ -356,26 +323,138 @@ def moved(lead_id: str, t: Transition) -> LeadStageChanged:
     return LeadStageChanged(lead_id=lead_id, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause)
 
 
-async def apply_touch(
-    session: AsyncSession, event: CloudEvent[Any], touch: TouchData, models: Models
-) -> list[LeadData]:
-    at = event.time
-    lead_id, events = await apply_identity(session, touch, at)
-    await store.add_touch(session, event.id, lead_id, at, touch.model_dump(mode="json", exclude_none=True))
-    before = await load_state(session, lead_id)
-    touches, model = await timed_touches(session, lead_id), await models.active(session)
-    result = rescore(lead_id, before, touch, touches, model, event.source, at)
-    await store.save_lead(session, lead_id, row_of(result.lead))
-    for t in result.transitions:
-        await store.add_transition(session, lead_id, transition_row(t))
-    return [*events, *result.events]
+StoredTouch = tuple[datetime, str, Touch]  # kept in (time, event id) order, as `store.touches_of` reads them
+
+
+def stored_touch(row: dict[str, Any]) -> StoredTouch:
+    return row["occurred_at"], row["event_id"], TOUCH_ADAPTER.validate_python(row["payload"])
+
+
+@dataclass
+class Touches:
+    """The leads a run of touches involves, loaded once under locks, changed in memory touch by touch in
+    log order, and written back once: the same result as applying the touches one transaction each."""
+
+    owners: dict[str, str]  # identifier -> lead id
+    created_at: dict[str, datetime]
+    leads: dict[str, LeadState]
+    touches: dict[str, list[StoredTouch]]
+    absorbed_into: dict[str, str] = field(default_factory=dict)
+    merges: list[identity.LeadsMerged] = field(default_factory=list)
+    new_leads: list[tuple[str, datetime]] = field(default_factory=list)
+    links: list[tuple[str, str, datetime]] = field(default_factory=list)  # identifier, lead id, at
+    touch_rows: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+
+    def known(self, names: Sequence[str]) -> dict[str, identity.KnownLead]:
+        return {
+            name: identity.KnownLead(lead_id, self.created_at[lead_id], self.leads[lead_id].email is not None)
+            for name in names
+            if (lead_id := self.owners.get(name)) is not None
+        }
+
+    def apply(self, event: CloudEvent[Any], touch: Touch, model: tuple[int, ScoringModel]) -> list[LeadData]:
+        at, names = event.time, identity.identifiers_of(touch)
+        resolution = identity.resolve_identity(names, self.known(names), at)
+        lead_id, events = resolution.lead_id, list[LeadData]()
+        if (created := resolution.created) is not None:
+            self.leads[lead_id], self.created_at[lead_id], self.touches[lead_id] = LeadState(), at, []
+            self.new_leads.append((lead_id, at))
+            events.append(LeadCreated(lead_id=lead_id, identifier=created.identifier, email=touch.identity.email))
+        for merge in resolution.merges:
+            self.absorb(merge)
+            events.append(LeadMerged(lead_id=merge.survivor, absorbed=merge.absorbed))
+        for link in resolution.links:
+            self.owners[link.identifier] = lead_id
+            self.links.append((link.identifier, lead_id, at))
+        payload = touch.model_dump(mode="json", exclude_none=True)
+        self.touch_rows.append(store.touch_row(event.id, lead_id, at, payload))
+        bisect.insort(self.touches[lead_id], (at, event.id, touch), key=lambda t: (t[0], t[1]))
+        timed = [(t[0], t[2]) for t in self.touches[lead_id]]
+        result = rescore(lead_id, self.leads[lead_id], touch, timed, model, event.source, at)
+        self.leads[lead_id] = result.lead
+        self.changed.add(lead_id)
+        self.transitions += [{"lead_id": lead_id, **transition_row(t)} for t in result.transitions]
+        return [*events, *result.events]
+
+    def absorb(self, merge: identity.LeadsMerged) -> None:
+        """As `store.merge` does in the database: identifiers, touches and the merged profile go to the
+        survivor; the absorbed lead and its stage history are gone."""
+        survivor, absorbed = self.leads[merge.survivor], self.leads.pop(merge.absorbed)
+        self.leads[merge.survivor] = replace(
+            survivor,
+            profile=merged_profile(survivor.profile, absorbed.profile),
+            email=survivor.email or absorbed.email,
+        )
+        moved_touches = self.touches.pop(merge.absorbed)
+        self.touches[merge.survivor] = sorted([*self.touches[merge.survivor], *moved_touches], key=lambda t: t[:2])
+        for name, owner in self.owners.items():
+            if owner == merge.absorbed:
+                self.owners[name] = merge.survivor
+        self.transitions = [t for t in self.transitions if t["lead_id"] != merge.absorbed]
+        self.changed.discard(merge.absorbed)
+        self.absorbed_into[merge.absorbed] = merge.survivor
+        self.merges.append(merge)
+
+    def final(self, lead_id: str) -> str:
+        while lead_id in self.absorbed_into:
+            lead_id = self.absorbed_into[lead_id]
+        return lead_id
+
+    async def save(self, session: AsyncSession) -> None:
+        """Merges of stored leads first (they move stored rows), then this run's rows under their final lead."""
+        for merge in self.merges:
+            await store.merge(session, merge.survivor, merge.absorbed)
+        await store.insert_leads(session, [(i, at) for i, at in self.new_leads if i not in self.absorbed_into])
+        await store.link(session, [(name, self.final(lead_id), at) for name, lead_id, at in self.links])
+        await store.add_touches(session, [{**row, "lead_id": self.final(row["lead_id"])} for row in self.touch_rows])
+        await store.add_transitions(session, self.transitions)
+        await store.save_leads(session, {lead_id: row_of(self.leads[lead_id]) for lead_id in sorted(self.changed)})
+
+
+async def load_touches(session: AsyncSession, names: Sequence[str]) -> Touches:
+    """The identifiers' advisory locks, then the owning leads' rows, re-read until stable, then their state.
+
+    A concurrent merge may move one of our identifiers to another lead while we wait for a row lock;
+    reading again after the locks are held sees its committed result.
+    """
+    await store.lock_identifiers(session, names)
+    found = await store.owners(session, names)
+    while (again := await store.owners(session, names)) != found:
+        found = again
+    lead_ids = sorted({o.lead_id for o in found})
+    rows = await store.load_leads(session, lead_ids)
+    histories = await store.transitions_of_leads(session, lead_ids)
+    stored = await store.touches_by_lead(session, lead_ids)
+    return Touches(
+        owners={o.identifier: o.lead_id for o in found},
+        created_at={lead_id: row["created_at"] for lead_id, row in rows.items()},
+        leads={lead_id: state_of(row, histories[lead_id]) for lead_id, row in rows.items()},
+        touches={lead_id: [stored_touch(t) for t in stored[lead_id]] for lead_id in lead_ids},
+    )
+
+
+async def apply_touches(
+    session: AsyncSession, events: Sequence[CloudEvent[Any]], models: Models, leads_topic: str
+) -> None:
+    """Touches in log order; their lead events go to the outbox with ids derived from each touch's id."""
+    names = [name for event in events for name in identity.identifiers_of(event.data)]
+    batch = await load_touches(session, names)
+    model = await models.active(session)
+    out: list[CloudEvent[Any]] = []
+    for event in events:
+        changes = batch.apply(event, event.data, model)
+        out += [lead_event(event.id, event.time, data, n) for n, data in enumerate(changes)]
+    await batch.save(session)
+    await outbox.add_many(session, store.TABLES, leads_topic, out)
 
 
 def handler(leads_topic: str, models: Models) -> Handler:
     async def handle(session: AsyncSession, event: CloudEvent[Any], record: Record) -> None:
         events: list[LeadData] = []
         if isinstance(event.data, TouchData):
-            events = await apply_touch(session, event, event.data, models)
+            await apply_touches(session, [event], models, leads_topic)
         elif isinstance(event.data, DealData) and (move := await apply_deal(session, event.data, event.time)):
             events = [moved(*move)]
         elif isinstance(event.data, AssignmentData):
@@ -385,6 +464,21 @@ def handler(leads_topic: str, models: Models) -> Handler:
             await outbox.add(session, store.TABLES, leads_topic, lead_event(event.id, event.time, data, n))
 
     return handle
+
+
+def batch_handler(leads_topic: str, models: Models) -> BatchHandler:
+    """A poll's touches of one partition in one go; deals and sales feedback (rare) one by one, in log order."""
+    handle = handler(leads_topic, models)
+
+    async def handle_batch(session: AsyncSession, events: Sequence[tuple[CloudEvent[Any], Record]]) -> None:
+        for is_touch, run in groupby(events, key=lambda e: isinstance(e[0].data, TouchData)):
+            if is_touch:
+                await apply_touches(session, [event for event, _ in run], models, leads_topic)
+            else:
+                for event, record in run:
+                    await handle(session, event, record)
+
+    return handle_batch
 
 
 async def rescore_lead(session: AsyncSession, lead_id: str, model: tuple[int, ScoringModel], leads_topic: str) -> None:

@@ -1,6 +1,6 @@
 """The scoring schema: leads, their identifiers, stored touches, stage transitions and model versions."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     select,
@@ -101,9 +102,13 @@ class Owner:
 
 async def lock_identifiers(session: AsyncSession, names: Sequence[str]) -> None:
     """Serialise every transaction touching one of these identifiers, existing or not (sorted: no deadlock)."""
-    for name in sorted(set(names)):
+    if names:
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext('scoring.identifier'), hashtext(:n))"), {"n": name}
+            text(
+                "SELECT pg_advisory_xact_lock(hashtext('scoring.identifier'), hashtext(n))"
+                " FROM (SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n) AS sorted"
+            ),
+            {"names": sorted(set(names))},
         )
 
 
@@ -164,9 +169,15 @@ async def load_lead(session: AsyncSession, lead_id: str) -> dict[str, Any] | Non
     return dict(row) if row else None
 
 
-async def insert_lead(session: AsyncSession, lead_id: str, at: datetime) -> None:
-    row = {"id": lead_id, "profile": {}, "created_at": at, "updated_at": at}
-    await session.execute(insert(leads).values(row).on_conflict_do_nothing())
+async def load_leads(session: AsyncSession, lead_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    rows = (await session.execute(select(leads).where(leads.c.id.in_(list(lead_ids))))).mappings()
+    return {row["id"]: dict(row) for row in rows}
+
+
+async def insert_leads(session: AsyncSession, created: Sequence[tuple[str, datetime]]) -> None:
+    rows = [{"id": lead_id, "profile": {}, "created_at": at, "updated_at": at} for lead_id, at in created]
+    if rows:
+        await session.execute(insert(leads).on_conflict_do_nothing(), rows)
 
 
 async def save_lead(session: AsyncSession, lead_id: str, values: dict[str, Any]) -> None:
@@ -174,10 +185,18 @@ async def save_lead(session: AsyncSession, lead_id: str, values: dict[str, Any])
     await session.execute(update(leads).where(leads.c.id == lead_id).values({**values, "updated_at": func.now()}))
 
 
-async def link(session: AsyncSession, lead_id: str, names: Sequence[str], at: datetime) -> None:
-    rows = [{"identifier": n, "lead_id": lead_id, "linked_at": at} for n in names]
+async def save_leads(session: AsyncSession, values: Mapping[str, dict[str, Any]]) -> None:
+    """`save_lead` for many leads in one round trip; every lead's values must have the same keys."""
+    if values:
+        stmt = update(leads).where(leads.c.id == bindparam("lead_id")).values(updated_at=func.now())
+        await session.execute(stmt, [{"lead_id": lead_id, **v} for lead_id, v in values.items()])
+
+
+async def link(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]) -> None:
+    """(identifier, lead id, linked at) rows; an identifier already linked keeps its lead."""
+    rows = [{"identifier": name, "lead_id": lead_id, "linked_at": at} for name, lead_id, at in links]
     if rows:
-        await session.execute(insert(identifiers).values(rows).on_conflict_do_nothing())
+        await session.execute(insert(identifiers).on_conflict_do_nothing(), rows)
 
 
 async def merge(session: AsyncSession, survivor: str, absorbed: str) -> None:
@@ -201,14 +220,28 @@ async def identifiers_of(session: AsyncSession, lead_id: str) -> list[dict[str, 
     return [dict(r) for r in (await session.execute(stmt)).mappings()]
 
 
-async def add_touch(session: AsyncSession, event_id: str, lead_id: str, at: datetime, payload: dict[str, Any]) -> None:
-    row = {"event_id": event_id, "lead_id": lead_id, "occurred_at": at, "type": payload["type"], "payload": payload}
-    await session.execute(insert(touches).values(row).on_conflict_do_nothing())
+def touch_row(event_id: str, lead_id: str, at: datetime, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": event_id, "lead_id": lead_id, "occurred_at": at, "type": payload["type"], "payload": payload}
+
+
+async def add_touches(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(touches).on_conflict_do_nothing(), list(rows))
 
 
 async def touches_of(session: AsyncSession, lead_id: str) -> list[dict[str, Any]]:
     stmt = select(touches).where(touches.c.lead_id == lead_id).order_by(touches.c.occurred_at, touches.c.event_id)
     return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def touches_by_lead(session: AsyncSession, lead_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    """`touches_of` for many leads in one query."""
+    t = touches
+    stmt = select(t).where(t.c.lead_id.in_(list(lead_ids))).order_by(t.c.lead_id, t.c.occurred_at, t.c.event_id)
+    found: dict[str, list[dict[str, Any]]] = {lead_id: [] for lead_id in lead_ids}
+    for row in (await session.execute(stmt)).mappings():
+        found[row["lead_id"]].append(dict(row))
+    return found
 
 
 async def add_transition(session: AsyncSession, lead_id: str, values: dict[str, Any]) -> None:
@@ -219,6 +252,22 @@ async def transitions_of(session: AsyncSession, lead_id: str) -> list[dict[str, 
     t = transitions
     stmt = select(t.c.from_stage, t.c.to_stage, t.c.cause, t.c.detail, t.c.at).where(t.c.lead_id == lead_id)
     return [dict(r) for r in (await session.execute(stmt.order_by(t.c.id))).mappings()]
+
+
+async def add_transitions(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows of one lead's transitions in the order they happened (ids keep that order)."""
+    if rows:
+        await session.execute(transitions.insert(), list(rows))
+
+
+async def transitions_of_leads(session: AsyncSession, lead_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    t = transitions
+    stmt = select(t.c.lead_id, t.c.from_stage, t.c.to_stage, t.c.cause, t.c.detail, t.c.at)
+    stmt = stmt.where(t.c.lead_id.in_(list(lead_ids))).order_by(t.c.id)
+    found: dict[str, list[dict[str, Any]]] = {lead_id: [] for lead_id in lead_ids}
+    for row in (await session.execute(stmt)).mappings():
+        found[row["lead_id"]].append({k: v for k, v in row.items() if k != "lead_id"})
+    return found
 
 
 async def active_version(session: AsyncSession) -> int | None:
