@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestSettings
+from services.routing.app import create_app as create_routing_app
+from services.routing.config import RoutingSettings
 from services.scoring.app import create_app as create_scoring_app
 from services.scoring.config import ScoringSettings
 from shared import db, migrations
@@ -56,7 +58,7 @@ def stack() -> Iterator[Stack]:
     s = Stack(folder=folder, pg=pg, broker=broker, broker_port=port)
     try:
         asyncio.run(ensure_topics(broker.bootstrap, s.settings.topics.all(), 4))
-        for service in ("ingest", "scoring"):
+        for service in ("ingest", "scoring", "routing"):
             migrations.upgrade(service, pg.url)
         yield s
     finally:
@@ -113,6 +115,28 @@ async def scoring_client(settings: ScoringSettings) -> AsyncIterator[httpx.Async
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scoring.test") as client:
+            yield client
+
+
+def routing_settings(stack: Stack, **overrides: Any) -> RoutingSettings:
+    values: dict[str, Any] = {
+        "database_url": stack.pg.url,
+        "kafka_bootstrap": stack.broker.bootstrap,
+        "admin_token": ADMIN_TOKEN,
+        "secret_key": SECRET_KEY,
+        "publish_timeout_s": 3.0,
+        **overrides,
+    }
+    return RoutingSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def routing_client(settings: RoutingSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The routing app in-process with its consumer, relay, SLA sweep and webhook delivery running."""
+    app = create_routing_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://routing.test") as client:
             yield client
 
 
