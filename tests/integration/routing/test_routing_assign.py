@@ -112,3 +112,24 @@ async def test_a_rep_rule_to_an_away_rep_falls_through_to_the_next_rule(
     assigned = (await wait_assigned(engine, [lead_id]))[lead_id]
     assert assigned["rep_id"] == team.reps[0]
     assert {"rule": "vip", "rep_id": away_rep, "skipped": "away", "load": 0.0} in assigned["why"]["considered"]
+
+
+async def test_a_dry_run_shows_who_would_have_received_the_past_mqls_without_changing_anything(
+    routing: httpx.AsyncClient, leads: Leads, engine: AsyncEngine
+) -> None:
+    now_team, proposed = await make_team(routing, 1), await make_team(routing, 2)
+    await route_all_to(routing, now_team)
+    segment = unique("segment")
+    lead_ids = [unique("lead") for _ in range(4)]
+    for lead_id in lead_ids:
+        await leads.mql(lead_id, segment=segment)
+    await wait_assigned(engine, lead_ids)
+    rules = {"rules": [{"id": "by-segment", "team_id": proposed.id, "when": {"segments": [segment]}}]}
+    response = await routing.post("/v1/admin/rules/dry-run", params={"days": 1}, json=rules, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert {rep: result["per_rep"].get(rep) for rep in proposed.reps} == dict.fromkeys(proposed.reps, 2)
+    assert result["per_team"][proposed.id] == 4
+    active = (await routing.get("/v1/admin/rules", headers=ADMIN)).json()
+    assert active["rules"]["rules"][-1]["team_id"] == now_team.id
+    assert all(rows[0]["rep_id"] == now_team.reps[0] for rows in (await assignments_in_db(engine, lead_ids)).values())
