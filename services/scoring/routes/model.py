@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
 from services.scoring import store
-from services.scoring.model import DEFAULT_MODEL, ModelInvalid, validate_model
+from services.scoring.model import DEFAULT_MODEL, ModelInvalid, ScoringModel, validate_model
 from services.scoring.routes import require_admin, state_of
 from shared.web import InvalidBody, read_body
 
@@ -65,14 +65,18 @@ async def rescore_progress(request: Request) -> RescoreOut:
     summary="Store a new version and make it active; an invalid model is refused and the active one stays",
 )
 async def put_model(request: Request) -> ModelOut:
-    body = await read_body(request, MAX_MODEL_BYTES)
-    try:
-        model = validate_model(_json(body))
-    except ModelInvalid as exc:
-        raise InvalidBody([dict(e) for e in exc.errors]) from None
+    model = parse_model(await read_body(request, MAX_MODEL_BYTES))
     async with state_of(request).sessions.begin() as session:
         row = await store.add_model_version(session, model.model_dump(mode="json"))
     return ModelOut(version=row["version"], created_at=row["created_at"], model=row["body"])
+
+
+def parse_model(body: bytes) -> ScoringModel:
+    """A model from a request body; problem+json (422) naming every invalid field otherwise."""
+    try:
+        return validate_model(_json(body))
+    except ModelInvalid as exc:
+        raise InvalidBody([dict(e) for e in exc.errors]) from None
 
 
 def _json(body: bytes) -> Any:

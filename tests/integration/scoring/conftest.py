@@ -11,7 +11,7 @@ import pytest
 from services.scoring.config import ScoringSettings
 from shared.bus import Publisher, ensure_topics
 from shared.config import Topics
-from shared.events import CloudEvent, DealData, TouchData, event_for
+from shared.events import AssignmentData, CloudEvent, DealData, TouchData, event_for
 from tests.conftest import Stack, Tail, scoring_client, scoring_settings
 from tests.e2e.counting import unique, wait_until
 
@@ -49,6 +49,29 @@ def send(settings: ScoringSettings, publisher: Publisher) -> Send:
         event = event_for(data, id=event_id or unique("touch"), source="/test/scoring", received_at=datetime.now(UTC))
         topic = settings.topics.deals if isinstance(data, DealData) else settings.topics.touches
         await publisher.publish([(topic, event)])
+        return event
+
+    return publish
+
+
+Feedback = Callable[..., Awaitable[CloudEvent[Any]]]
+
+
+@pytest.fixture(scope="module")
+def feedback(settings: ScoringSettings, publisher: Publisher) -> Feedback:
+    """Publish one assignment event, as routing would, to the module's assignments topic."""
+
+    async def publish(data: AssignmentData, *, event_id: str | None = None) -> CloudEvent[Any]:
+        event_type: str = getattr(data, "type")  # noqa: B009
+        event = CloudEvent(
+            id=event_id or unique("assignment"),
+            source="/test/routing",
+            type=event_type,
+            time=datetime.now(UTC),
+            subject=data.lead_id,
+            data=data,
+        )
+        await publisher.publish([(settings.topics.assignments, event)])
         return event
 
     return publish

@@ -1,23 +1,17 @@
 """Sales feedback from routing and deal outcomes on the real broker: stage moves, outcomes, erasure, merges."""
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.scoring import store
-from services.scoring.config import ScoringSettings
 from services.scoring.identity import lead_id_for
-from shared.bus import Publisher
 from shared.events import (
     AssignmentAccepted,
-    AssignmentData,
     AssignmentRejected,
-    CloudEvent,
     DealLost,
     DealWon,
     DispositionRecorded,
@@ -28,30 +22,9 @@ from shared.events import (
 )
 from tests.conftest import ADMIN_TOKEN, Tail
 from tests.e2e.counting import unique, wait_until
-from tests.integration.scoring.conftest import Send, email, lead_events, wait_for_lead
+from tests.integration.scoring.conftest import Feedback, Send, email, lead_events, wait_for_lead
 
-Feedback = Callable[..., Awaitable[CloudEvent[Any]]]
 STAGE = "leadflow.lead.stage_changed.v1"
-
-
-@pytest.fixture(scope="module")
-def feedback(settings: ScoringSettings, publisher: Publisher) -> Feedback:
-    """Publish one assignment event, as routing would, to the module's assignments topic."""
-
-    async def publish(data: AssignmentData, *, event_id: str | None = None) -> CloudEvent[Any]:
-        event_type: str = getattr(data, "type")  # noqa: B009
-        event = CloudEvent(
-            id=event_id or unique("assignment"),
-            source="/test/routing",
-            type=event_type,
-            time=datetime.now(UTC),
-            subject=data.lead_id,
-            data=data,
-        )
-        await publisher.publish([(settings.topics.assignments, event)])
-        return event
-
-    return publish
 
 
 async def an_mql(scoring: httpx.AsyncClient, send: Send) -> str:
