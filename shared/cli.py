@@ -17,7 +17,7 @@ from shared.bus import ensure_topics
 from shared.config import LeadflowSettings
 from shared.stack import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
 
-SERVICES: dict[str, int] = {"ingest": 8001, "scoring": 8002, "routing": 8003}
+SERVICES: dict[str, int] = {"ingest": 8001, "scoring": 8002, "routing": 8003, "reporting": 8004}
 
 
 def say(message: str) -> None:

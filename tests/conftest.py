@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestSettings
+from services.reporting.app import create_app as create_reporting_app
+from services.reporting.config import ReportingSettings
 from services.routing.app import create_app as create_routing_app
 from services.routing.config import RoutingSettings
 from services.scoring.app import create_app as create_scoring_app
@@ -58,7 +60,7 @@ def stack() -> Iterator[Stack]:
     s = Stack(folder=folder, pg=pg, broker=broker, broker_port=port)
     try:
         asyncio.run(ensure_topics(broker.bootstrap, s.settings.topics.all(), 4))
-        for service in ("ingest", "scoring", "routing"):
+        for service in ("ingest", "scoring", "routing", "reporting"):
             migrations.upgrade(service, pg.url)
         yield s
     finally:
@@ -115,6 +117,28 @@ async def scoring_client(settings: ScoringSettings) -> AsyncIterator[httpx.Async
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scoring.test") as client:
+            yield client
+
+
+def reporting_settings(stack: Stack, **overrides: Any) -> ReportingSettings:
+    values: dict[str, Any] = {
+        "database_url": stack.pg.url,
+        "kafka_bootstrap": stack.broker.bootstrap,
+        "admin_token": ADMIN_TOKEN,
+        "publish_timeout_s": 3.0,
+        "bootstrap_resamples": 50,
+        **overrides,
+    }
+    return ReportingSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def reporting_client(settings: ReportingSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The reporting app in-process with its consumer running; give each test module its own group."""
+    app = create_reporting_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://reporting.test") as client:
             yield client
 
 
