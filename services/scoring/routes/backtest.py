@@ -22,6 +22,7 @@ from shared.web import read_body
 
 router = APIRouter(prefix="/v1/model", tags=["model"])
 PAGE = 500
+CANDIDATE_SCHEMA = {"type": "object", "description": "A scoring model, as GET /v1/model returns it under `model`."}
 Scored = tuple[Outcomes, Replay, Replay]  # outcomes, under the active model, under the candidate
 
 
@@ -64,6 +65,7 @@ def replay_both(cases: Sequence[Case], active: ScoringModel, candidate: ScoringM
     "the field). Per model: MQL volume and rate, conversion of MQLs to won, precision and recall of becoming an "
     "MQL (won positive; lost or rejected by sales negative), rejected MQLs by reason, and the AUC of the highest "
     "score for won leads against all others. Touches after a lead's first outcome are not replayed.",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": CANDIDATE_SCHEMA}}}},
 )
 async def backtest(request: Request) -> dict[str, Any]:
     candidate = parse_model(await read_body(request, MAX_MODEL_BYTES))
