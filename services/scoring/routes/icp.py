@@ -1,7 +1,9 @@
 """The ideal customer profile from won revenue, and a proposed model with its fit rules (ready to PUT)."""
 
+import asyncio
 from collections import defaultdict
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -74,6 +76,6 @@ async def get_icp(
     async with state.sessions() as session:
         version, active = await state.models.active(session)
         facts, currencies = await lead_facts(session)
-    icp = derive_icp(facts, top=top, min_lift=min_lift, min_support=min_support)
+    icp = await asyncio.to_thread(partial(derive_icp, facts, top=top, min_lift=min_lift, min_support=min_support))
     model = proposed_model(active, icp.rules)
     return {**icp_view(icp, top, currencies), "model_version": version, "proposed_model": model.model_dump(mode="json")}

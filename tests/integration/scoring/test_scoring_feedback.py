@@ -159,3 +159,18 @@ async def test_erasure_deletes_the_outcomes_and_a_merge_moves_them_to_the_surviv
         session_rows = await connection.execute(store.outcomes.select().where(store.outcomes.c.lead_id == known))
         assert session_rows.all() == []
     assert (await scoring.get(f"/v1/leads/{known}/outcomes")).status_code == 404
+
+
+async def test_the_same_deal_won_under_two_event_ids_is_one_outcome(scoring: httpx.AsyncClient, send: Send) -> None:
+    lead_id = await an_mql(scoring, send)
+    address = (await scoring.get(f"/v1/leads/{lead_id}")).json()["email"]
+    deal = DealWon(deal_id=unique("d"), contact_email=address, amount=Decimal(10), currency="USD")
+
+    await send(deal)
+    await send(deal, event_id=unique("again"))  # a CRM that resends with a new id
+    await send(DealLost(deal_id=deal.deal_id, contact_email=address))  # same key: applied after both copies
+    outcomes = await outcomes_of(scoring, lead_id, 2)
+
+    assert [o["kind"] for o in outcomes] == ["won", "lost"]
+    lead = (await scoring.get(f"/v1/leads/{lead_id}")).json()
+    assert lead["stage"] == "customer"  # counted once: not a loyal customer
