@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from services.reporting.attribution import NO_CAMPAIGN
 
@@ -62,8 +63,7 @@ class Cost:
     currency: str
 
 
-@dataclass(frozen=True)
-class TouchCampaign:
+class TouchCampaign(NamedTuple):
     campaign_id: str | None
     utm_source: str | None
     utm_medium: str | None

@@ -101,10 +101,11 @@ def attribution_report(
         revenue[j.deal.currency] += j.deal.amount
         if not j.path:
             unattributed[j.deal.currency] += j.deal.amount
+        closed_in = period_of(j.deal.closed_at, period)
         for credit in attribute_deal(j.deal, j.path, parameters, per_model, by):
             if not _kept(credit, filters):
                 continue
-            key = (period_of(j.deal.closed_at, period), getattr(credit, by), j.deal.currency)
+            key = (closed_in, credit.channel if by == "channel" else credit.campaign, j.deal.currency)
             cell = totals[key][credit.model]
             cell[0] += credit.share
             cell[1] += credit.revenue

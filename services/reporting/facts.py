@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from services.reporting.attribution import Touch
 from services.reporting.campaigns import Campaign, Cost, TouchCampaign, resolve_campaign, resolve_channel
@@ -14,8 +15,7 @@ STAGES = ("subscriber", "lead", "mql", "sal", "sql", "opportunity", "customer")
 PERIODS = ("day", "week", "month", "quarter", "year", "all")
 
 
-@dataclass(frozen=True, slots=True)
-class StoredTouch:
+class StoredTouch(NamedTuple):
     identity_key: str
     at: datetime
     type: str
@@ -137,14 +137,19 @@ class View:
 def resolve(facts: Facts) -> View:
     index = index_leads(facts.created, facts.merged, facts.linked)
     registry = {c.id: c for c in facts.campaigns}
+    resolved: dict[tuple[TouchCampaign, str | None, str], tuple[str, str]] = {}  # few distinct values, many touches
+    lead_of = index.by_identifier.get
     touches_by_lead: dict[str, list[Touch]] = {}
     for t in facts.touches:
-        lead = index.lead_of(t.identity_key)
+        lead = lead_of(t.identity_key)
         if lead is None:
             continue  # no lead event yet: counted once scoring tells which lead it is
-        campaign = resolve_campaign(t.campaign, facts.campaigns)
-        channel = resolve_channel(t.channel, t.type, registry.get(campaign))
-        touches_by_lead.setdefault(lead, []).append(Touch(t.at, t.type, campaign, channel, t.machine_generated))
+        key = (t.campaign, t.channel, t.type)
+        names = resolved.get(key)
+        if names is None:
+            campaign = resolve_campaign(t.campaign, facts.campaigns)
+            names = resolved[key] = (campaign, resolve_channel(t.channel, t.type, registry.get(campaign)))
+        touches_by_lead.setdefault(lead, []).append(Touch(t.at, t.type, names[0], names[1], t.machine_generated))
     for touches in touches_by_lead.values():
         touches.sort(key=lambda t: t.at)
     lead_of_deal = {d.deal_id: deal_lead(d, index) for d in facts.deals}

@@ -4,6 +4,7 @@
 import asyncio
 import base64
 import csv
+import gc
 import hmac
 import io
 from collections import OrderedDict
@@ -72,7 +73,9 @@ async def cached_report(request: Request, key: tuple[Any, ...], compute: Callabl
         async with state.sessions() as session:
             version = await store.data_version(session)
             if version != cache.version or cache.facts is None:
+                cache.facts = None  # the old facts go before the new ones come: half the peak memory
                 facts = await store.load_facts(session)
+                gc.freeze()  # millions of long-lived rows: the collector would rescan them on every report
                 cache.facts = (facts, await asyncio.to_thread(resolve, facts))
                 cache.version, cache.reports = version, OrderedDict()
         if key in cache.reports:

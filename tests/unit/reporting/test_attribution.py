@@ -28,8 +28,8 @@ def touch(day: float, campaign: str, kind: str = "web_visit", channel: str = "we
     return Touch(T0 + timedelta(days=day), kind, campaign, channel)
 
 
-def test_a_journey_keeps_counted_touches_up_to_the_close_in_time_order() -> None:
-    touches = [touch(3, "c"), touch(1, "a"), touch(10, "late"), touch(2, "b", kind="identify"), touch(-400, "old")]
+def test_a_journey_keeps_the_counted_touches_up_to_the_close() -> None:
+    touches = [touch(-400, "old"), touch(1, "a"), touch(2, "b", kind="identify"), touch(3, "c"), touch(10, "late")]
 
     path = journey(touches, T0 + timedelta(days=5), Parameters())
 
@@ -121,7 +121,7 @@ def test_every_model_credits_each_deal_exactly_its_amount(
     close = T0 + timedelta(days=200)
     deal = WonDeal("d", amount, "USD", close, T0 + timedelta(days=50), T0 + timedelta(days=120))
     parameters = Parameters(half_life=timedelta(days=half_life_days))
-    path = journey([touch(day, campaign) for day, campaign in touches], close, parameters)
+    path = journey(sorted((touch(day, c) for day, c in touches), key=lambda t: t.at), close, parameters)
     markov = MarkovEffects(by_campaign={"a": 0.5, "b": 0.1, "c": 0.0, "d": 0.9})
 
     credits = attribute_deal(deal, path, parameters, markov)
