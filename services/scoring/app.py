@@ -110,6 +110,7 @@ def background(state: ScoringState) -> list[asyncio.Task[None]]:
         topics=[settings.topics.touches, settings.topics.deals, settings.topics.assignments],
         progress=state.progress,
         handle_batch=batch_handler(settings.topics.leads, state.models),
+        kafka_options={"max_poll_records": settings.max_batch},
     )
     relaying = outbox.relay(state.engine, store.TABLES, state.publisher)
     return [

@@ -12,3 +12,9 @@ class ScoringSettings(LeadflowSettings):
     admin_token: SecretStr = Field(description="Bearer token for changing the scoring model.")
     consumer_group: str = Field("scoring", validation_alias="LEADFLOW_SCORING_GROUP")
     recycle_sweep_s: float = Field(60.0, gt=0, description="How often MQLs are checked for decayed engagement.")
+    max_batch: int = Field(
+        2000,
+        ge=1,
+        le=20000,
+        description="Most touches fetched per poll; a poll's touches of a partition commit together.",
+    )

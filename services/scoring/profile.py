@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -206,9 +207,15 @@ DEFAULT_SEGMENT_BANDS = (
 DEFAULT_BUYING_GROUP = ("executive", "buyer", "engineer")
 
 
-def _mentions(title: str, patterns: Iterable[str]) -> bool:
+@lru_cache(maxsize=512)
+def _any_word(patterns: tuple[str, ...]) -> re.Pattern[str]:
     # Whole words only: "coo" must not match "coordinator", nor "cto" "director".
-    return any(re.search(rf"(?<![a-z0-9]){re.escape(p.lower())}(?![a-z0-9])", title) for p in patterns)
+    alternatives = "|".join(re.escape(p.lower()) for p in patterns)
+    return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")
+
+
+def _mentions(title: str, patterns: Iterable[str]) -> bool:
+    return _any_word(tuple(patterns)).search(title) is not None
 
 
 def persona_of(job_title: str | None, rules: Sequence[PersonaRule] = DEFAULT_PERSONA_RULES) -> str:

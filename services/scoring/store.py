@@ -367,10 +367,3 @@ async def leads_page(session: AsyncSession, after: str, limit: int) -> list[dict
     cols = (leads.c.id, leads.c.email, leads.c.profile, leads.c.persona, leads.c.segment, leads.c.account_key)
     stmt = select(*cols).where(leads.c.id > after).order_by(leads.c.id).limit(limit)
     return [dict(r) for r in (await session.execute(stmt)).mappings()]
-
-
-async def touches_of_leads(session: AsyncSession, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
-    t = touches
-    stmt = select(t.c.lead_id, t.c.occurred_at, t.c.payload).where(t.c.lead_id.in_(list(lead_ids)))
-    stmt = stmt.order_by(t.c.lead_id, t.c.occurred_at, t.c.event_id)
-    return [dict(r) for r in (await session.execute(stmt)).mappings()]

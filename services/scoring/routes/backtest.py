@@ -39,9 +39,10 @@ async def cases_page(session: AsyncSession, after: str) -> list[Case]:
     """The next page of leads (by id) with their stored touches and outcomes."""
     rows = await store.leads_page(session, after, PAGE)
     ids = [r["id"] for r in rows]
-    touches: dict[str, list[TimedTouch]] = defaultdict(list)
-    for t in await store.touches_of_leads(session, ids) if ids else []:
-        touches[t["lead_id"]].append((t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"])))
+    touches: dict[str, list[TimedTouch]] = {
+        lead_id: [(t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"])) for t in stored]
+        for lead_id, stored in (await store.touches_by_lead(session, ids)).items()
+    }
     outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for o in await store.outcomes_of(session, ids) if ids else []:
         outcomes[o["lead_id"]].append(o)
