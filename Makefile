@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run test soak lint fmt bench clean
+.PHONY: install browser run test soak lint fmt bench clean
 
 install: $(VENV)/.installed
 
@@ -16,8 +16,13 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/leadflow up
 
-test: install
+test: install browser
 	$(BIN)/pytest
+
+# The dashboard test drives Debian's headless Chromium; CI machines start without it (they run as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 soak: install
 	$(BIN)/pytest -m soak -o addopts="-ra" -s

@@ -38,6 +38,7 @@ PURE_MODULES = [
     "services/reporting/funnel.py",
     "services/reporting/roi.py",
     "services/reporting/scorecards.py",
+    "services/reporting/dashboard.py",
 ]
 
 

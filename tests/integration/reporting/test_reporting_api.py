@@ -245,3 +245,22 @@ async def test_replaying_the_topics_into_empty_read_models_gives_the_same_report
             return [(await rebuilt.get(p)).json() for p in paths] == before
 
         await wait_until(same, timeout_s=30, what="the rebuilt reports equal the first ones")
+
+
+async def test_the_dashboard_shows_every_report(reporting: httpx.AsyncClient, story: Any) -> None:
+    response = await reporting.get("/dashboard", params={"since": "2026-11-01"})
+
+    assert response.status_code == 200
+    page = response.text
+    for heading in (
+        "Marketing scorecard",
+        "Funnel",
+        "Attributed revenue by model",
+        "ROI by campaign",
+        "Sales scorecard",
+    ):
+        assert heading in page
+    assert page.count("<svg") == 3  # funnel, attribution, rejection reasons
+    assert "Spring ads" in page
+    assert "bad_fit" in page
+    assert 'value="2026-11-01"' in page
