@@ -39,6 +39,7 @@ from services.reporting.attribution import Parameters
 from services.reporting.campaigns import TouchCampaign
 from services.reporting.credits import attribution_report, journeys
 from services.reporting.facts import Deal, Facts, Filters, Lead, StageChange, StoredTouch, resolve
+from services.reporting.routes import collector_paused
 from shared import migrations
 from shared.bus import ensure_topics
 from shared.cli import stop_processes, wait_ready
@@ -99,13 +100,14 @@ def synthetic(seed: int = 7) -> Facts:
 
 def ours(facts: Facts) -> tuple[float, float, dict[str, float]]:
     """Seconds for every model with and without the bootstrap, and the exact removal effects."""
-    started = time.perf_counter()
-    view = resolve(facts)
-    attribution_report(facts, view, Parameters(), Filters(), resamples=100)
-    with_bootstrap = time.perf_counter() - started
-    started = time.perf_counter()
-    report = attribution_report(facts, resolve(facts), Parameters(), Filters(), resamples=0)
-    without = time.perf_counter() - started
+    with collector_paused():  # as the service computes a report
+        started = time.perf_counter()
+        view = resolve(facts)
+        attribution_report(facts, view, Parameters(), Filters(), resamples=100)
+        with_bootstrap = time.perf_counter() - started
+        started = time.perf_counter()
+        report = attribution_report(facts, resolve(facts), Parameters(), Filters(), resamples=0)
+        without = time.perf_counter() - started
     return with_bootstrap, without, {r["campaign"]: r["removal_effect"] for r in report.markov}
 
 

@@ -5,6 +5,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from services.reporting.attribution import (
@@ -64,7 +65,8 @@ def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters)
 
 
 def markov_by(found: Sequence[Journey], key: str, resamples: int) -> MarkovResult:
-    paths = [([getattr(t, key) for t in j.path], j.deal is not None) for j in found if j.path]
+    state = attrgetter(key)
+    paths = [([state(t) for t in j.path], j.deal is not None) for j in found if j.path]
     return markov_attribution(paths, resamples=resamples)
 
 

@@ -7,6 +7,7 @@ goes to `(null)` instead; effects are normalised to split the conversions and re
 solved exactly (a linear system), not simulated.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,16 +52,14 @@ class _Transitions:
 
 def _transitions(journeys: Journeys) -> _Transitions:
     width = len(journeys.states) + 3
-    path_of: list[int] = []
-    cells: list[int] = []
-    for p, path in enumerate(journeys.paths):
-        previous = 0
-        for state in path:
-            path_of.append(p)
-            cells.append(previous * width + state)
-            previous = state
-    last = np.array([path[-1] for path in journeys.paths], dtype=np.int64)
-    return _Transitions(np.array(path_of, dtype=np.int64), np.array(cells, dtype=np.int64), last, width)
+    lengths = np.fromiter((len(p) for p in journeys.paths), dtype=np.int64, count=len(journeys.paths))
+    states = np.fromiter(itertools.chain.from_iterable(journeys.paths), dtype=np.int64, count=int(lengths.sum()))
+    starts = np.cumsum(lengths) - lengths
+    previous = np.roll(states, 1)
+    previous[starts] = 0  # every path begins at the start state
+    path_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    last = states[starts + lengths - 1]
+    return _Transitions(path_of, previous * width + states, last, width)
 
 
 def _counts(t: _Transitions, conversions: Floats, nulls: Floats) -> Floats:
