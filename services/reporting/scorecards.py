@@ -103,10 +103,11 @@ def _median_minutes(values: Sequence[float]) -> float | None:
     return round(statistics.median(values) / MINUTE_S, 2) if values else None
 
 
-def sales_scorecard(facts: Facts, filters: Filters, *, by: str = "rep") -> list[dict[str, Any]]:
-    """Per rep (or team): assignments made in range and how each was followed up."""
+def sales_scorecard(facts: Facts, view: View, filters: Filters, *, by: str = "rep") -> list[dict[str, Any]]:
+    """Per rep (or team): assignments made in range (of leads of the segment and persona asked) and their follow-up."""
     groups: dict[tuple[str | None, str | None], list[_Assignment]] = defaultdict(list)
-    for a in assignments_of(facts.assignments):
+    kept = [f for f in facts.assignments if filters.keeps_lead(facts.leads.get(view.index.current(f.lead_id)))]
+    for a in assignments_of(kept):
         if not filters.in_range(a.assigned_at) or (filters.team and a.team_id != filters.team):
             continue
         groups[(a.rep_id if by == "rep" else None, a.team_id)].append(a)

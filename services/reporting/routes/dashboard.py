@@ -34,7 +34,7 @@ async def get_dashboard(request: Request, since: date | None = None, until: date
             "funnel": funnel_report(facts, view, filters, group_by=(), period="all")["rows"],
             "roi": roi_report(facts, view, filters, revenue),
             "marketing": marketing_scorecard(facts, view, filters, period="month"),
-            "sales": sales_scorecard(facts, filters),
+            "sales": sales_scorecard(facts, view, filters),
         }
 
     reports = await cached_report(request, ("dashboard", *query.attribution_key()), compute)

@@ -153,6 +153,6 @@ class SalesQuery(ReportQuery):
 )
 async def get_sales_scorecard(request: Request, query: Annotated[SalesQuery, Query()]) -> Response:
     def compute(facts: Facts, view: View) -> list[dict[str, Any]]:
-        return sales_scorecard(facts, query.filters(), by=query.by)
+        return sales_scorecard(facts, view, query.filters(), by=query.by)
 
     return table(await cached_report(request, ("sales", *query.key(), query.by), compute), query)

@@ -210,6 +210,8 @@ async def test_scorecards_of_both_teams(reporting: httpx.AsyncClient, story: Any
     assert sales[0]["rep_id"] == "rep-1"
     assert (sales[0]["assigned"], sales[0]["accepted"], sales[0]["acceptance_rate"]) == (2, 1, 0.5)
     assert (sales[0]["median_minutes_to_accept"], sales[0]["median_minutes_to_first_contact"]) == (30, 90)
+    medium = (await reporting.get("/v1/reports/scorecards/sales", params={"segment": "medium"})).json()["rows"]
+    assert (medium[0]["assigned"], medium[0]["rejected"]) == (1, 0)  # Carol has no segment
 
 
 async def test_registry_edits_need_the_admin_token_and_bad_input_names_the_field(
@@ -264,3 +266,15 @@ async def test_the_dashboard_shows_every_report(reporting: httpx.AsyncClient, st
     assert "Spring ads" in page
     assert "bad_fit" in page
     assert 'value="2026-11-01"' in page
+
+
+async def test_the_reports_and_their_filters_are_in_the_openapi_document(reporting: httpx.AsyncClient) -> None:
+    spec = (await reporting.get("/openapi.json")).json()
+
+    attribution = spec["paths"]["/v1/reports/attribution"]["get"]
+    names = {p["name"] for p in attribution["parameters"]}
+    assert {"since", "until", "campaign", "channel", "segment", "persona", "format", "cursor", "limit"} <= names
+    assert {"by", "table", "lookback_days", "touch_types", "half_life_days"} <= names
+    assert set(attribution["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    for path in ("/v1/reports/funnel", "/v1/reports/roi", "/v1/reports/scorecards/marketing", "/v1/costs/import"):
+        assert path in spec["paths"]
