@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.ingest import show_logs, spawn
+from bench.ingest import Target, profiled, show_logs, spawn
 from bench.plan import Plan, say
 from bench.report import Figure, Result
 from shared import migrations
@@ -43,6 +43,7 @@ from shared.events import (
     EmailClicked,
     EmailOpened,
     FormFilled,
+    Identified,
     Identity,
     TouchData,
     WebVisited,
@@ -88,7 +89,8 @@ def embedded_stack() -> Iterator[Stack]:
 
 
 def journey(person: int, start: datetime, rng: random.Random) -> list[TouchData]:
-    """Two or three anonymous page views, a form fill that names the visitor, then email engagement."""
+    """Two or three anonymous page views, a form fill that names the visitor, then email engagement;
+    every fourth person also browses on a second device and logs in there (a merge)."""
     anon, email = f"anon-{person}", f"person{person}@company{person % 900}.com"
     at = start + timedelta(minutes=rng.randrange(60 * 24 * 20))
     touches: list[TouchData] = []
@@ -110,6 +112,13 @@ def journey(person: int, start: datetime, rng: random.Random) -> list[TouchData]
     at += timedelta(hours=2)
     link = "https://acme.test/pricing"
     touches.append(EmailClicked(identity=Identity(email=email), link_url=link, occurred_at=at))
+    if person % 4 == 0:  # a second device: its own anonymous lead until a login merges it into the known one
+        phone = Identity(anonymous_id=f"anon-{person}-phone")
+        at += timedelta(hours=rng.randrange(1, 48))
+        touches.append(WebVisited(identity=phone, url="https://acme.test/pricing", occurred_at=at, duration_s=90))
+        at += timedelta(minutes=3)
+        login = Identity(email=email, anonymous_id=phone.anonymous_id)
+        touches.append(Identified(identity=login, attributes={"job_title": rng.choice(TITLES)}, occurred_at=at))
     return touches
 
 
@@ -276,7 +285,8 @@ def run_benchmark(plan: Plan) -> Result:
         cleanup.callback(stop_processes, processes)
         group = "scoring-bench"
         processes["scoring"], port = start_scoring(s, group)
-        rate, total_s = asyncio.run(scoring_rate(s.pg_dsn, group, s.settings.topics.touches, len(events)))
+        with profiled(Target("scoring", [], pid=processes["scoring"].pid), plan, "scoring-backlog"):
+            rate, total_s = asyncio.run(scoring_rate(s.pg_dsn, group, s.settings.topics.touches, len(events)))
         say(f"  scoring: {rate:,.0f} touches/s ({total_s:.1f} s for the backlog, start-up included)")
         wait_ready("scoring", port, processes["scoring"])
         hops, leads = asyncio.run(steady_latency(s.settings, plan.duration_s))

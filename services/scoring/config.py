@@ -16,5 +16,6 @@ class ScoringSettings(LeadflowSettings):
         2000,
         ge=1,
         le=20000,
+        validation_alias="LEADFLOW_SCORING_MAX_BATCH",
         description="Most touches fetched per poll; a poll's touches of a partition commit together.",
     )
