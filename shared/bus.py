@@ -21,7 +21,7 @@ from shared.events import CloudEvent, to_record
 
 log = logging.getLogger(__name__)
 
-RawRecord = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+RawRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]  # topic, key, value, headers
 BATCH_THRESHOLD = 16  # from this many records on, build one batch per partition instead of one send each
 _partitioner = DefaultPartitioner()  # murmur2, as Java clients: the same key lands where `send` puts it
 
@@ -102,7 +102,7 @@ class Publisher:
         await self.publish_raw_many([(topic, *to_record(event)) for topic, event in records])
 
     async def publish_raw(
-        self, topic: str, value: bytes, *, key: bytes | None, headers: list[tuple[str, bytes]]
+        self, topic: str, value: bytes | None, *, key: bytes | None, headers: list[tuple[str, bytes]]
     ) -> None:
         await self.publish_raw_many([(topic, key, value, headers)])
 

@@ -214,6 +214,11 @@ class _Loop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is unt
         """A poll's records of one partition in one transaction; a record that cannot be decoded splits it."""
         run: list[tuple[Record, CloudEvent[Any]]] = []
         for record in records:
+            if record.value is None:  # a tombstone: compaction's business, not an event
+                await self._apply_batch(run, generation)
+                run = []
+                await self._skip(record, generation)
+                continue
             try:
                 run.append((record, from_record(record.value, record.headers)))
             except Exception as exc:  # poison: apply what came before it, then dead-letter it
@@ -271,6 +276,9 @@ class _Loop(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is unt
                 await self.consumer.seek_to_beginning(tp)
 
     async def _process(self, record: Record, generation: int) -> None:
+        if record.value is None:  # a tombstone: compaction's business, not an event
+            await self._skip(record, generation)
+            return
         try:
             event = from_record(record.value, record.headers)
         except Exception as exc:  # EventDecodeError, or a header that is not even UTF-8: poison either way

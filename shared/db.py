@@ -83,7 +83,7 @@ class BusTables:
             Column("id", BigInteger, primary_key=True, autoincrement=True),
             Column("topic", String(200), nullable=False),
             Column("key", LargeBinary, nullable=True),
-            Column("value", LargeBinary, nullable=False),
+            Column("value", LargeBinary, nullable=True),  # None: a tombstone (compaction drops the key)
             Column("headers", JSONB, nullable=False),
             Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
             schema=schema,

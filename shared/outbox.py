@@ -42,6 +42,11 @@ async def add_many(session: AsyncSession, tables: BusTables, topic: str, events:
         await session.execute(tables.outbox.insert(), rows)
 
 
+async def add_tombstone(session: AsyncSession, tables: BusTables, topic: str, key: bytes) -> None:
+    """A record with no value: on a compacted topic it removes every earlier record of the key (erasure)."""
+    await session.execute(tables.outbox.insert().values(topic=topic, key=key, value=None, headers=[]))
+
+
 def _record(row: Row[Any]) -> RawRecord:
     return row.topic, row.key, row.value, [(k, v.encode()) for k, v in row.headers]
 

@@ -188,6 +188,7 @@ class Record:
     key: bytes | None
     value: bytes
     headers: dict[str, str]
+    tombstone: bool = False  # a record with no value (its `value` here is b"")
 
     @property
     def id(self) -> str:
@@ -238,7 +239,7 @@ async def tail(stack: Stack) -> AsyncIterator[Tail]:
             for records in batches.values():
                 for r in records:
                     headers = {k: v.decode() for k, v in r.headers}
-                    rec = Record(r.topic, r.partition, r.key, r.value, headers)
+                    rec = Record(r.topic, r.partition, r.key, r.value or b"", headers, r.value is None)
                     collected.records.append(rec)
                     if "ce_id" in headers:
                         collected.by_id.setdefault(headers["ce_id"], []).append(rec)

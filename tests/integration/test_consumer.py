@@ -212,11 +212,12 @@ async def test_undecodable_unknown_and_failing_records_are_dead_lettered_and_the
     await publisher.publish([(topic, first)])
     await publisher.publish_raw(topic, b"{not json", key=key, headers=headers)
     await publisher.publish_raw(topic, value, key=key, headers=unknown)
+    await publisher.publish_raw(topic, None, key=key, headers=[])  # a tombstone: skipped, not dead-lettered
     await publisher.publish([(topic, poison), (topic, last)])
     group = unique("group")
     handle = poison_on({poison.id}, counter(schema))
     async with running(consumer_of(settings, engine, schema, publisher, handle, group=group, topics=[topic])):
-        await wait_for_state(engine, schema, {first.subject or "": 2}, group, topic, records=5)
+        await wait_for_state(engine, schema, {first.subject or "": 2}, group, topic, records=6)
         dead = await read_topic(settings.kafka_bootstrap, settings.topics.dead_letters, at_least=3)
     assert [r.value for r in dead] == [b"{not json", value, to_record(poison)[1]]
     assert {r.key for r in dead} == {key}
@@ -224,7 +225,7 @@ async def test_undecodable_unknown_and_failing_records_are_dead_lettered_and_the
     assert errors[0].startswith("EventDecodeError")
     assert "teleport" in errors[1]
     assert errors[2] == f"ValueError: cannot apply {poison.id}"
-    assert [int(dict(r.headers)["dlq_offset"]) for r in dead] == [1, 2, 3]
+    assert [int(dict(r.headers)["dlq_offset"]) for r in dead] == [1, 2, 4]
     assert {dict(r.headers)["dlq_group"] for r in dead} == {group.encode()}
     assert all(dict(r.headers)["ce_id"] == dict(headers)["ce_id"] for r in dead[:2])
 
@@ -336,6 +337,7 @@ async def test_a_poison_record_in_a_batch_is_dead_lettered_alone_and_the_rest_ap
     key, _, headers = to_record(events[0])
     await publisher.publish([(topic, e) for e in events[:3]])
     await publisher.publish_raw(topic, b"{not json", key=key, headers=headers)
+    await publisher.publish_raw(topic, None, key=key, headers=[])  # a tombstone: skipped, not dead-lettered
     await publisher.publish([(topic, e) for e in events[3:]])
     group = unique("group")
     handle = poison_on({poison.id}, counter(schema))
@@ -343,7 +345,7 @@ async def test_a_poison_record_in_a_batch_is_dead_lettered_alone_and_the_rest_ap
         settings, engine, schema, publisher, handle, group=group, topics=[topic], handle_batch=batched(handle, [])
     )
     async with running(consumer):
-        await wait_for_state(engine, schema, {subject: 9}, group, topic, records=11)
+        await wait_for_state(engine, schema, {subject: 9}, group, topic, records=12)
         dead = await read_topic(settings.kafka_bootstrap, settings.topics.dead_letters, at_least=2)
     assert sorted(r.value for r in dead) == sorted([b"{not json", to_record(poison)[1]])
     assert await out_of_order(engine, schema, {subject: 9}) == 0

@@ -122,6 +122,8 @@ def _decode_cursor(cursor: str) -> str:
     status_code=204,
     dependencies=[Depends(require_admin)],
     summary="Erase a lead's personal data and publish leadflow.lead.erased.v1 so other services forget it",
+    description="After the erased event comes a tombstone (the lead id as key, no value): on a compacted "
+    "`leadflow.leads` topic it removes the lead's earlier events, which carry its email and profile.",
 )
 async def erase_lead(request: Request, lead_id: str) -> Response:
     state = app_state(request)
@@ -131,4 +133,5 @@ async def erase_lead(request: Request, lead_id: str) -> Response:
         await store.erase(session, lead_id)
         erased = lead_event(f"erase:{uuid.uuid4()}", datetime.now(UTC), LeadErased(lead_id=lead_id), 0)
         await outbox.add(session, store.TABLES, state.settings.topics.leads, erased)
+        await outbox.add_tombstone(session, store.TABLES, state.settings.topics.leads, lead_id.encode())
     return Response(status_code=204)

@@ -105,7 +105,7 @@ def lead_events(tail: Tail, lead_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         (r.type, orjson.loads(r.value))
         for r in tail.records
-        if r.topic == "leadflow.leads" and r.key == lead_id.encode()
+        if r.topic == "leadflow.leads" and r.key == lead_id.encode() and not r.tombstone
     ]
 
 

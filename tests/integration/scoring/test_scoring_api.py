@@ -70,6 +70,14 @@ async def test_an_erased_lead_is_gone_and_a_tombstone_event_tells_the_others(
     assert (await scoring.get(f"/v1/leads/{lead_id}")).status_code == 404
     assert (await scoring.delete(f"/v1/leads/{lead_id}", headers=ADMIN)).status_code == 404
     await wait_until(lambda: has_event(tail, lead_id, "leadflow.lead.erased.v1", 1), what="the erased event")
+    await wait_until(lambda: _tombstone(tail, lead_id), what="the tombstone")
+    last_two = [r for r in tail.records if r.topic == "leadflow.leads" and r.key == lead_id.encode()][-2:]
+    assert [r.headers.get("ce_type") for r in last_two] == ["leadflow.lead.erased.v1", None]
+    assert last_two[1].tombstone
+
+
+async def _tombstone(tail: Tail, lead_id: str) -> bool:
+    return any(r.topic == "leadflow.leads" and r.key == lead_id.encode() and r.tombstone for r in tail.records)
 
 
 async def test_an_unknown_lead_is_a_404_problem(scoring: httpx.AsyncClient) -> None:
