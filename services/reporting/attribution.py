@@ -16,7 +16,7 @@ MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_d
 # Not marketing touches: an identify call or an unsubscribe earns no revenue credit by default.
 NOT_COUNTED_BY_DEFAULT = frozenset({"identify", "unsubscribe"})
 UNATTRIBUTED = "(unattributed)"
-WEIGHT_SCALE = 2**40
+WEIGHT_SCALE = 2**64  # float weights keep every bit: shares exact to far below one quantum
 NO_CAMPAIGN = "(none)"
 
 
@@ -113,8 +113,9 @@ def w_shaped(path: Sequence[Touch], lead_created_at: datetime | None, opportunit
 
 
 def time_decay(path: Sequence[Touch], closed_at: datetime, half_life: timedelta) -> list[float]:
-    """A touch's weight halves with every half-life between it and the close."""
-    return [0.5 ** ((closed_at - t.at) / half_life) for t in path]
+    """A touch's weight halves with every half-life between it and the close (weights relative to the newest)."""
+    newest = min(closed_at - t.at for t in path)  # measured from it, no weight underflows to zero
+    return [0.5 ** ((closed_at - t.at - newest) / half_life) for t in path]
 
 
 def by_removal_effect(path: Sequence[Touch], effects: Mapping[str, float], key: Callable[[Touch], str]) -> list[float]:
@@ -138,8 +139,8 @@ def allocate(amount: Decimal, weights: Sequence[float]) -> list[Decimal]:
 
 
 def allocate_units(units: int, weights: Sequence[float]) -> list[int]:
-    """Largest remainder, in integers: weights become integers (2**40 for the largest, a relative error
-    below 1e-12), every share is rounded down, and the units left over go to the largest remainders
+    """Largest remainder, in integers: weights become integers (2**64 for the largest, a relative error
+    below 1e-19), every share is rounded down, and the units left over go to the largest remainders
     (earlier ones first on ties). The shares add up to `units` exactly."""
     largest = max(weights, default=0.0)
     scaled = [round(w / largest * WEIGHT_SCALE) for w in weights] if largest > 0 else [1] * len(weights)

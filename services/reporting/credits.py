@@ -8,17 +8,19 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from services.reporting.attribution import (
     MODELS,
     UNATTRIBUTED,
-    DealCredit,
     MarkovEffects,
     Parameters,
     Touch,
     WonDeal,
-    attribute_deal,
     journey,
 )
+from services.reporting.batch import Credits, credit_deals
 from services.reporting.facts import Facts, Filters, View, period_of
 from services.reporting.markov import MarkovResult, markov_attribution
 
@@ -97,20 +99,22 @@ def attribution_report(
     won = [j.deal for j in found if j.deal is not None]
     revenue: dict[str, Decimal] = defaultdict(Decimal)
     unattributed: dict[str, Decimal] = defaultdict(Decimal)
+    attributed: list[Journey] = []
     for j in found:
         if j.deal is None:
             continue
         revenue[j.deal.currency] += j.deal.amount
-        if not j.path:
-            unattributed[j.deal.currency] += j.deal.amount
-        closed_in = period_of(j.deal.closed_at, period)
-        for credit in attribute_deal(j.deal, j.path, parameters, per_model, by):
-            if not _kept(credit, filters):
-                continue
-            key = (closed_in, credit.channel if by == "channel" else credit.campaign, j.deal.currency)
-            cell = totals[key][credit.model]
-            cell[0] += credit.share
-            cell[1] += credit.revenue
+        if j.path:
+            attributed.append(j)
+            continue
+        unattributed[j.deal.currency] += j.deal.amount
+        for m in MODELS:
+            cell = totals[(period_of(j.deal.closed_at, period), UNATTRIBUTED, j.deal.currency)][m]
+            cell[0] += 1.0
+            cell[1] += j.deal.amount
+    deals = [j.deal for j in attributed if j.deal is not None]
+    credits = credit_deals(deals, [j.path for j in attributed], parameters, per_model, by)
+    add_credits(totals, credits, deals, period, by, filters)
     rows = [
         {
             "period": p,
@@ -132,10 +136,54 @@ def attribution_report(
     return AttributionReport(rows, markov_rows(markov, by, attributable), summary)
 
 
-def _kept(credit: DealCredit, filters: Filters) -> bool:
-    if filters.campaign is not None and credit.campaign not in (filters.campaign, UNATTRIBUTED):
-        return False
-    return filters.channel is None or credit.channel in (filters.channel, UNATTRIBUTED)
+Totals = dict[
+    tuple[str, str, str], dict[str, list[Any]]
+]  # (period, campaign or channel, currency) -> model -> [deals, revenue]
+
+
+def add_credits(
+    totals: Totals, credits: Credits, deals: Sequence[WonDeal], period: str, by: str, filters: Filters
+) -> None:
+    """Sum the credits into report rows; revenue in integer quanta per row, so the sums stay exact."""
+    if not len(credits.deal):
+        return
+    kept = np.array(
+        [(filters.campaign in (None, c)) and (filters.channel in (None, ch)) for c, ch in credits.keys], dtype=bool
+    )[credits.key]
+    names = [ch if by == "channel" else c for c, ch in credits.keys]
+    name_index = {n: i for i, n in enumerate(dict.fromkeys(names))}
+    key_name = np.array([name_index[n] for n in names], dtype=np.int64)
+    prefixes: dict[tuple[str, str, Decimal], int] = {}
+    deal_prefix = np.array(
+        [
+            prefixes.setdefault((period_of(d.closed_at, period), d.currency, q), len(prefixes))
+            for d, q in zip(deals, credits.quanta, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    cells = deal_prefix[credits.deal] * len(name_index) + key_name[credits.key]
+    rows, row_of = np.unique(cells[kept], return_inverse=True)
+    prefix_list, name_list = list(prefixes), list(name_index)
+    for m in MODELS:
+        deals_credited = np.bincount(row_of, weights=credits.shares[m][kept], minlength=len(rows))
+        units = _exact_sums(row_of, credits.units[m][kept], len(rows))
+        for r, cell in enumerate(rows):
+            (p, currency, q), name = prefix_list[cell // len(name_index)], name_list[cell % len(name_index)]
+            total = totals[(p, name, currency)][m]
+            total[0] += float(deals_credited[r])
+            total[1] += q * units[r]
+
+
+def _exact_sums(row_of: npt.NDArray[np.int64], units: npt.NDArray[np.int64], rows: int) -> list[int]:
+    """Integer sums per row; in Python integers when int64 could overflow."""
+    if len(units) == 0 or float(np.abs(units).max()) * len(units) < 2**62:
+        sums = np.zeros(rows, dtype=np.int64)
+        np.add.at(sums, row_of, units)
+        return [int(x) for x in sums]
+    exact = [0] * rows
+    for r, u in zip(row_of.tolist(), units.tolist(), strict=True):
+        exact[r] += u
+    return exact
 
 
 def markov_rows(markov: MarkovResult, by: str, revenue: dict[str, Decimal]) -> list[dict[str, Any]]:

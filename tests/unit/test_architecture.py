@@ -39,6 +39,7 @@ PURE_MODULES = [
     "services/reporting/roi.py",
     "services/reporting/scorecards.py",
     "services/reporting/dashboard.py",
+    "services/reporting/batch.py",
 ]
 
 
