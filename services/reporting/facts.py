@@ -140,18 +140,24 @@ def resolve(facts: Facts) -> View:
     resolved: dict[tuple[TouchCampaign, str | None, str], tuple[str, str]] = {}  # few distinct values, many touches
     lead_of = index.by_identifier.get
     touches_by_lead: dict[str, list[Touch]] = {}
-    for t in facts.touches:
-        lead = lead_of(t.identity_key)
+    make = tuple.__new__  # NamedTuple's own __new__ is Python code: a third of this loop's time
+    for identity_key, at, kind, channel, raw_campaign, machine in facts.touches:
+        lead = lead_of(identity_key)
         if lead is None:
             continue  # no lead event yet: counted once scoring tells which lead it is
-        key = (t.campaign, t.channel, t.type)
+        key = (raw_campaign, channel, kind)
         names = resolved.get(key)
         if names is None:
-            campaign = resolve_campaign(t.campaign, facts.campaigns)
-            names = resolved[key] = (campaign, resolve_channel(t.channel, t.type, registry.get(campaign)))
-        touches_by_lead.setdefault(lead, []).append(Touch(t.at, t.type, names[0], names[1], t.machine_generated))
+            campaign = resolve_campaign(raw_campaign, facts.campaigns)
+            names = resolved[key] = (campaign, resolve_channel(channel, kind, registry.get(campaign)))
+        touch = make(Touch, (at, kind, names[0], names[1], machine))
+        found = touches_by_lead.get(lead)
+        if found is None:
+            touches_by_lead[lead] = [touch]
+        else:
+            found.append(touch)
     for touches in touches_by_lead.values():
-        touches.sort(key=lambda t: t.at)
+        touches.sort()  # by time first (a Touch is a tuple starting with `at`); no key function to call
     lead_of_deal = {d.deal_id: deal_lead(d, index) for d in facts.deals}
     return View(index, touches_by_lead, lead_of_deal)
 
