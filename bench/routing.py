@@ -91,12 +91,21 @@ async def collect(consumer: AIOKafkaConsumer, expected: int, timeout_s: float) -
     return seen
 
 
+async def prime(publisher: Publisher, topic: str, consumer: AIOKafkaConsumer, leads: int = 20) -> None:
+    """A few MQLs through end to end first: the consumer has joined its group and caught up when they are out."""
+    await publisher.publish(
+        [(topic, e) for _ in range(leads) for e in lead_events(uuid.uuid4().hex, datetime.now(UTC))]
+    )
+    await collect(consumer, leads, 120)
+
+
 async def phases(settings: LeadflowSettings, out_topic: str, plan: Plan) -> tuple[Phase, Phase]:
     """A steady rate for the plan's duration (latency), then a burst (throughput)."""
     publisher = Publisher(settings)
     await publisher.start()
     consumer = await reader(settings.kafka_bootstrap, out_topic)
     try:
+        await prime(publisher, settings.topics.leads, consumer)
         steady = int(STEADY_PER_S * (plan.warmup_s + plan.duration_s))
         warm = int(STEADY_PER_S * plan.warmup_s)
         collecting = asyncio.create_task(collect(consumer, steady, plan.duration_s + plan.warmup_s + 120))
