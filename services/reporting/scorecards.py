@@ -77,13 +77,16 @@ CONTACT = ("contacted", "meeting_booked", "qualified", "opportunity_created")
 
 
 def assignments_of(facts: Sequence[AssignmentFact]) -> list[_Assignment]:
-    """Each assignment's life from its events; a reassignment starts a new assignment for the new rep."""
-    found: dict[str, _Assignment] = {}
+    """Each assignment's life from its events; a reassignment starts a new life for the new rep, and the rep
+    it was taken from keeps theirs (with the breach that usually caused it)."""
+    lives: list[_Assignment] = []
+    current: dict[str, _Assignment] = {}  # the live one per assignment id; the rep before keeps their record
     for f in sorted(facts, key=lambda f: f.at):
         if f.kind in ("assigned", "reassigned"):
-            found[f.assignment_id] = _Assignment(f.rep_id, f.team_id, f.at)
+            current[f.assignment_id] = _Assignment(f.rep_id, f.team_id, f.at)
+            lives.append(current[f.assignment_id])
             continue
-        a = found.get(f.assignment_id)
+        a = current.get(f.assignment_id)
         if a is None:
             continue
         if f.kind == "accepted" and a.accepted_at is None:
@@ -96,7 +99,7 @@ def assignments_of(facts: Sequence[AssignmentFact]) -> list[_Assignment]:
             a.dispositions.append(f.detail or "")
             if f.detail in CONTACT and a.first_contact_at is None:
                 a.first_contact_at = f.at
-    return list(found.values())
+    return lives
 
 
 def _median_minutes(values: Sequence[float]) -> float | None:

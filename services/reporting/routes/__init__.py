@@ -38,7 +38,7 @@ class ReportCache:
 
     version: tuple[Any, ...] | None = None
     facts: tuple[Facts, View] | None = None
-    reports: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict)
+    reports: OrderedDict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=OrderedDict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -89,7 +89,11 @@ def _resolved(facts: Facts) -> View:
 
 
 async def cached_report(request: Request, key: tuple[Any, ...], compute: Callable[[Facts, View], T]) -> T:
-    """The report for `key` over the current data: computed once per data version, off the event loop."""
+    """The report for `key` over the current data: computed once per data version, off the event loop.
+
+    The lock covers only checking the version and starting the work: a report being computed holds up
+    neither cached answers nor other reports; asking for it again waits for the same computation.
+    """
     state = state_of(request)
     cache = state.cache
     async with cache.lock:
@@ -101,15 +105,21 @@ async def cached_report(request: Request, key: tuple[Any, ...], compute: Callabl
                     facts = await store.load_facts(session)
                 cache.facts = (facts, await asyncio.to_thread(_resolved, facts))
                 cache.version, cache.reports = version, OrderedDict()
-        if key in cache.reports:
-            cache.reports.move_to_end(key)
-            return cast(T, cache.reports[key])
-        facts, view = cache.facts
-        report = await asyncio.to_thread(_computed, compute, facts, view)
-        cache.reports[key] = report
-        while len(cache.reports) > CACHED_REPORTS:
-            cache.reports.popitem(last=False)
-        return report
+        pending = cache.reports.get(key)
+        if pending is None:
+            facts, view = cache.facts
+            pending = asyncio.ensure_future(asyncio.to_thread(_computed, compute, facts, view))
+            pending.add_done_callback(lambda done: _forget_failure(cache, key, done))
+            cache.reports[key] = pending
+            while len(cache.reports) > CACHED_REPORTS:
+                cache.reports.popitem(last=False)
+        cache.reports.move_to_end(key)
+    return cast(T, await asyncio.shield(pending))
+
+
+def _forget_failure(cache: ReportCache, key: tuple[Any, ...], done: asyncio.Future[Any]) -> None:
+    if (done.cancelled() or done.exception() is not None) and cache.reports.get(key) is done:
+        del cache.reports[key]
 
 
 class Format(StrEnum):
