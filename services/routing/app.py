@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.routing import store
 from services.routing.config import RoutingSettings
-from services.routing.consumer import handler
+from services.routing.consumer import batch_handler, handler
 from services.routing.delivery import deliver_forever
 from services.routing.routes import RoutingState, admin, sales, state_of
 from services.routing.sweeper import sweep_forever
@@ -37,6 +37,7 @@ def background(state: RoutingState) -> list[asyncio.Task[None]]:
         group=settings.consumer_group,
         topics=[settings.topics.leads, settings.topics.touches],
         progress=state.progress,
+        handle_batch=batch_handler(settings.topics.assignments),
     )
     return [
         asyncio.create_task(consuming, name="consume"),

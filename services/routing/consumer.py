@@ -5,6 +5,7 @@ Touches are keyed by identity key; routing links identity keys to leads from `cr
 identifier and email), `merged`, and touches that carry an email together with another id.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import store
 from services.routing.placement import place
-from shared.consumer import Handler, Record
+from shared.consumer import BatchHandler, Handler, Record
 from shared.events import (
     CloudEvent,
     LeadCreated,
@@ -86,3 +87,14 @@ def handler(assignments_topic: str) -> Handler:
             await apply_touch(session, event, event.data)
 
     return handle
+
+
+def batch_handler(assignments_topic: str) -> BatchHandler:
+    """A poll's new records of one partition in one transaction: one commit instead of one per event."""
+    handle = handler(assignments_topic)
+
+    async def handle_batch(session: AsyncSession, events: Sequence[tuple[CloudEvent[Any], Record]]) -> None:
+        for event, record in events:
+            await handle(session, event, record)
+
+    return handle_batch
