@@ -185,3 +185,12 @@ async def test_bad_input_is_problem_json_naming_the_field(routing: httpx.AsyncCl
     assert no_rep.status_code == 422
     bad_disposition = await routing.post("/v1/assignments/x/disposition", json={"disposition": "won"}, headers=rep)
     assert (bad_disposition.status_code, field_of(bad_disposition)) == (422, "disposition")
+
+
+async def test_the_api_is_documented_with_every_admin_body(routing: httpx.AsyncClient) -> None:
+    spec = (await routing.get("/openapi.json")).json()
+    assert {"/v1/queue", "/v1/assignments/{assignment_id}/reject", "/v1/leads/{lead_id}/brief"} <= set(spec["paths"])
+    rep_body = spec["paths"]["/v1/admin/reps/{document_id}"]["put"]["requestBody"]["content"]["application/json"]
+    assert "time_zone" in rep_body["schema"]["properties"]
+    assert {"WorkingHours", "Away"} <= set(spec["components"]["schemas"])
+    assert (await routing.get("/readyz")).json()["status"] == "ready"
