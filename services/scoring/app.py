@@ -19,12 +19,11 @@ from services.scoring.consumer import (
     handler,
     lead_event,
     load_state,
-    moved,
-    recycled,
     rescore_lead,
     timed_touches,
     transition_row,
 )
+from services.scoring.lead import moved, recycled
 from services.scoring.lifecycle import Stage
 from services.scoring.routes import ScoringState, accounts, backtest, icp, leads, model, outcomes, state_of
 from shared import db, outbox

@@ -2,7 +2,8 @@
 
 Replay: the lead's score is taken at each of its touches, as the consumer scores it, up to its first
 outcome (won, lost or rejected): what happened after sales judged the lead cannot have predicted it.
-Fit uses the lead's current profile (the profile's history is not kept). A lead *became an MQL* when
+Fit uses the lead's current profile and its account's facts (their history is not kept), with persona
+and seniority as each model defines them. A lead *became an MQL* when
 its fit and engagement qualified at one of those moments; like the stage machine, only a lead with an
 email (a known person) can. Its *score* is the highest fit + engagement seen.
 
@@ -13,13 +14,15 @@ outcome left out; rejected MQLs by reason; and the AUC of the score, won leads a
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.scoring.lead import LeadState, fit_of
 from services.scoring.model import ScoringModel
-from services.scoring.rules import Engagement, TimedTouch, decayed, engagement, fit, qualify
+from services.scoring.profile import Profile
+from services.scoring.rules import Engagement, TimedTouch, decayed, engagement, qualify
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +47,8 @@ class Outcomes:
 class Case:
     lead_id: str
     known: bool
-    attributes: Mapping[str, Any]
-    persona: str | None
+    profile: Profile
+    account: Profile | None  # the account's collected company facts, for account fit rules
     touches: Sequence[TimedTouch]
     outcomes: Outcomes = field(default_factory=Outcomes)
 
@@ -101,7 +104,7 @@ def engagement_over_time(touches: Sequence[TimedTouch], model: ScoringModel) -> 
 def replay(case: Case, model: ScoringModel) -> Replay:
     horizon = case.outcomes.first_at
     touches = [t for t in case.touches if horizon is None or t[0] <= horizon]
-    f = fit(case.attributes, None, case.persona, model)
+    f = fit_of(LeadState(profile=case.profile), case.account, model)
     scores = engagement_over_time(touches, model)
     mql = case.known and any(qualify(f, Engagement(total, ()), model) for _, total in scores)
     return Replay(mql=mql, score=f.total + max((total for _, total in scores), default=0.0))

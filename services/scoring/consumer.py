@@ -1,12 +1,13 @@
-"""Touches -> leads, one touch per transaction (owned by `shared.consumer.consume`).
+"""Touches, deals and sales feedback -> leads, in the transactions `shared.consumer.consume` owns.
 
-The handler resolves identity under locks, applies merges, stores the touch, and then `rescore`
-(pure) decides the lead's profile, persona, segment, account, score and stage from the lead's stored
-touches at the touch's time. Only lead events whose content changed go to the outbox.
+A poll's touches of one partition are applied together (`apply_touches`): the identifiers' locks,
+then the owning leads, their stage histories, stored touches and accounts in a few queries; then,
+touch by touch in log order, identity resolution and `lead.rescore` (pure) in memory; then one write
+of everything that changed. Only lead events whose content changed go to the outbox.
 """
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
@@ -15,10 +16,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import identity, outcomes, store
-from services.scoring.lifecycle import Decayed, Qualified, Stage, Transition, advance, stage_of
+from services.scoring.lead import LeadState, attributes_of, moved, rescore, rescored_by_model
+from services.scoring.lifecycle import Transition, advance
 from services.scoring.model import DEFAULT_MODEL, ScoringModel, validate_model
-from services.scoring.profile import Profile, account_key, apply_attributes, persona_of, segment_of, seniority_of
-from services.scoring.rules import TimedTouch, engagement, fit, qualify, should_recycle
+from services.scoring.profile import (
+    Profile,
+    account_key,
+    merged_profile,
+    normalise_attributes,
+)
+from services.scoring.rules import TimedTouch
 from shared import outbox
 from shared.consumer import BatchHandler, Handler, Record
 from shared.events import (
@@ -26,14 +33,9 @@ from shared.events import (
     AssignmentData,
     CloudEvent,
     DealData,
-    FormFilled,
-    Identified,
     LeadCreated,
     LeadData,
     LeadMerged,
-    LeadProfileChanged,
-    LeadScoreChanged,
-    LeadStageChanged,
     Touch,
     TouchData,
     content_id,
@@ -41,193 +43,6 @@ from shared.events import (
 )
 
 SOURCE = "leadflow/scoring"
-
-
-@dataclass(frozen=True)
-class LeadState:
-    """What scoring knows of a lead between touches (a row of `scoring.leads` plus its stage history)."""
-
-    profile: Profile = field(default_factory=Profile)
-    email: str | None = None
-    persona: str | None = None
-    segment: str | None = None
-    account: str | None = None
-    fit: float = 0.0
-    engagement: float = 0.0
-    fired: int = 0
-    grade: str | None = None
-    model_version: int | None = None
-    history: tuple[Transition, ...] = ()
-
-
-@dataclass(frozen=True)
-class Rescored:
-    lead: LeadState
-    transitions: tuple[Transition, ...]
-    events: tuple[LeadData, ...]  # empty when nothing really changed: no event storm
-
-
-# --- the decision (pure) -------------------------------------------------------------------------
-
-
-def attributes_of(touch: TouchData) -> dict[str, Any]:
-    """Identify calls and form fills describe the person; any touch with an email tells us that."""
-    found: dict[str, Any] = {}
-    if isinstance(touch, Identified | FormFilled):
-        found |= touch.attributes
-    if isinstance(touch, FormFilled):
-        found |= touch.fields
-    if touch.identity.email:
-        found["email"] = touch.identity.email
-    return found
-
-
-def fit_values(profile: Profile) -> dict[str, Any]:
-    """Profile values plus what fit rules read that is derived: seniority from the job title."""
-    values: dict[str, Any] = profile.values()
-    title = profile.value("job_title")
-    if isinstance(title, str):
-        values.setdefault("seniority", seniority_of(title))
-    return values
-
-
-def describe(before: LeadState, touch: TouchData, source: str, at: datetime) -> tuple[LeadState, frozenset[str]]:
-    """The lead's profile with the touch's attributes applied, and persona, segment and account recomputed."""
-    profile, changed = apply_attributes(before.profile, attributes_of(touch), source, at)
-    title, employees = profile.value("job_title"), profile.value("employees")
-    email = before.email or touch.identity.email
-    company_id = profile.value("company_id")
-    lead = LeadState(
-        profile=profile,
-        email=email,
-        persona=persona_of(title) if isinstance(title, str) else None,
-        segment=segment_of(employees) if isinstance(employees, int) else None,
-        account=account_key(email, str(company_id) if company_id is not None else None),
-        history=before.history,
-    )
-    return lead, changed
-
-
-def stage_moves(history: Sequence[Transition], touch: TouchData, qualified: bool, at: datetime) -> list[Transition]:
-    """The touch's own move (subscriber, lead), then the move to MQL if the score qualifies."""
-    moves: list[Transition] = []
-    if (by_touch := advance(history, touch, at=at)) is not None:
-        moves.append(by_touch)
-    if qualified and (by_score := advance([*history, *moves], Qualified(), at=at)) is not None:
-        moves.append(by_score)
-    return moves
-
-
-def rescore(
-    lead_id: str,
-    before: LeadState,
-    touch: TouchData,
-    touches: Sequence[TimedTouch],
-    model: tuple[int, ScoringModel],
-    source: str,
-    at: datetime,
-) -> Rescored:
-    version, scoring = model
-    described, changed = describe(before, touch, source, at)
-    f = fit(fit_values(described.profile), None, described.persona, scoring)
-    e = engagement(touches, scoring, at)
-    moves = stage_moves(before.history, touch, qualify(f, e, scoring), at)
-    lead = _scored(described, moves, f.total, e.total, len(e.breakdown), f.grade, version)
-    return Rescored(lead, tuple(moves), changes(lead_id, before, lead, changed, moves))
-
-
-def rescored_by_model(
-    lead_id: str, before: LeadState, touches: Sequence[TimedTouch], model: tuple[int, ScoringModel], at: datetime
-) -> Rescored:
-    """The same lead and touches under another model, as of its last touch: only the score and MQL may move."""
-    version, scoring = model
-    f = fit(fit_values(before.profile), None, before.persona, scoring)
-    e = engagement(touches, scoring, at)
-    qualified = advance(before.history, Qualified(), at=at) if qualify(f, e, scoring) else None
-    moves = [qualified] if qualified else []
-    lead = _scored(before, moves, f.total, e.total, len(e.breakdown), f.grade, version)
-    return Rescored(lead, tuple(moves), changes(lead_id, before, lead, frozenset(), moves, same_time=True))
-
-
-def recycled(
-    history: Sequence[Transition], touches: Sequence[TimedTouch], model: ScoringModel, now: datetime
-) -> Transition | None:
-    """An MQL whose engagement has decayed below the model's recycle threshold by `now` is recycled."""
-    if stage_of(history) != Stage.MQL or not should_recycle(engagement(touches, model, now), model):
-        return None
-    return advance(history, Decayed(), at=now)
-
-
-def _scored(
-    lead: LeadState, moves: Sequence[Transition], fit_total: float, eng: float, fired: int, grade: str, version: int
-) -> LeadState:
-    return LeadState(
-        profile=lead.profile,
-        email=lead.email,
-        persona=lead.persona,
-        segment=lead.segment,
-        account=lead.account,
-        fit=fit_total,
-        engagement=eng,
-        fired=fired,
-        grade=grade,
-        model_version=version,
-        history=(*lead.history, *moves),
-    )
-
-
-def changes(
-    lead_id: str,
-    before: LeadState,
-    after: LeadState,
-    changed: frozenset[str],
-    moves: Sequence[Transition],
-    *,
-    same_time: bool = False,
-) -> tuple[LeadData, ...]:
-    """Lead events for what really changed: profile values, the score, the stage.
-
-    The score changed when fit, grade or the rules fired did. Engagement alone decays between touches,
-    so it is compared only when both are as of the same time (a rescore as of the last touch).
-    """
-    who = (after.persona, after.segment, after.account)
-    profile_moved = bool(changed) or who != (before.persona, before.segment, before.account)
-    scored = (round(after.fit, 6), after.grade, after.fired) != (round(before.fit, 6), before.grade, before.fired)
-    engaged = same_time and round(after.engagement, 6) != round(before.engagement, 6)
-    events: list[LeadData] = [profile_changed(lead_id, after, changed)] if profile_moved else []
-    events += [score_changed(lead_id, after)] if scored or engaged else []
-    return (*events, *(moved(lead_id, t) for t in moves))
-
-
-def profile_changed(lead_id: str, lead: LeadState, changed: frozenset[str]) -> LeadProfileChanged:
-    values = {key: lead.profile.value(key) for key in sorted(changed)}
-    return LeadProfileChanged(
-        lead_id=lead_id, changes=values, persona=lead.persona, segment=lead.segment, account=lead.account
-    )
-
-
-def score_changed(lead_id: str, lead: LeadState) -> LeadScoreChanged:
-    assert lead.grade is not None, "a scored lead has a grade"
-    assert lead.model_version is not None, "a scored lead has a model version"
-    return LeadScoreChanged(
-        lead_id=lead_id,
-        fit=lead.fit,
-        engagement=lead.engagement,
-        total=lead.fit + lead.engagement,
-        grade=lead.grade,
-        model_version=lead.model_version,
-    )
-
-
-def merged_profile(survivor: Profile, absorbed: Profile) -> Profile:
-    """Latest value wins per attribute, each with its own source and time, whichever lead it came from."""
-    profile = survivor
-    for key, attribute in absorbed.attributes.items():
-        profile, _ = apply_attributes(profile, {key: attribute.value}, attribute.source, attribute.at)
-    return profile
-
-
-# --- the edge: load, decide, save, outbox --------------------------------------------------------
 
 
 class Models:
@@ -288,6 +103,14 @@ async def load_state(session: AsyncSession, lead_id: str) -> LeadState:
     return state_of(row, await store.transitions_of(session, lead_id))
 
 
+async def account_of(session: AsyncSession, key: str | None) -> Profile | None:
+    """The account's collected company facts; None for a lead without an account."""
+    if key is None:
+        return None
+    found = await store.load_accounts(session, [key])
+    return Profile.model_validate(found[key]) if key in found else Profile()
+
+
 async def timed_touches(session: AsyncSession, lead_id: str) -> list[TimedTouch]:
     return [
         (t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"]))
@@ -319,10 +142,6 @@ async def apply_deal(session: AsyncSession, deal: DealData, at: datetime) -> tup
     return lead_id, move
 
 
-def moved(lead_id: str, t: Transition) -> LeadStageChanged:
-    return LeadStageChanged(lead_id=lead_id, from_stage=t.from_stage, to_stage=t.to_stage, cause=t.cause)
-
-
 StoredTouch = tuple[datetime, str, Touch]  # kept in (time, event id) order, as `store.touches_of` reads them
 
 
@@ -339,6 +158,7 @@ class Touches:
     created_at: dict[str, datetime]
     leads: dict[str, LeadState]
     touches: dict[str, list[StoredTouch]]
+    accounts: dict[str, Profile]  # by account key, locked: every account the run's leads may belong to
     absorbed_into: dict[str, str] = field(default_factory=dict)
     merges: list[identity.LeadsMerged] = field(default_factory=list)
     new_leads: list[tuple[str, datetime]] = field(default_factory=list)
@@ -346,6 +166,7 @@ class Touches:
     touch_rows: list[dict[str, Any]] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
+    changed_accounts: set[str] = field(default_factory=set)
 
     def known(self, names: Sequence[str]) -> dict[str, identity.KnownLead]:
         return {
@@ -372,9 +193,15 @@ class Touches:
         self.touch_rows.append(store.touch_row(event.id, lead_id, at, payload))
         bisect.insort(self.touches[lead_id], (at, event.id, touch), key=lambda t: (t[0], t[1]))
         timed = [(t[0], t[2]) for t in self.touches[lead_id]]
-        result = rescore(lead_id, self.leads[lead_id], touch, timed, model, event.source, at)
+        result = rescore(lead_id, self.leads[lead_id], touch, timed, model, event.source, at, self.accounts)
         self.leads[lead_id] = result.lead
         self.changed.add(lead_id)
+        if (key := result.lead.account) is not None and result.account is not None:
+            if key not in self.accounts:
+                raise AccountNotLoaded(key)
+            if result.account != self.accounts[key]:
+                self.accounts[key] = result.account
+                self.changed_accounts.add(key)
         self.transitions += [{"lead_id": lead_id, **transition_row(t)} for t in result.transitions]
         return [*events, *result.events]
 
@@ -411,14 +238,38 @@ class Touches:
         await store.add_touches(session, [{**row, "lead_id": self.final(row["lead_id"])} for row in self.touch_rows])
         await store.add_transitions(session, self.transitions)
         await store.save_leads(session, {lead_id: row_of(self.leads[lead_id]) for lead_id in sorted(self.changed)})
+        await store.save_accounts(
+            session, {key: self.accounts[key].model_dump(mode="json") for key in sorted(self.changed_accounts)}
+        )
 
 
-async def load_touches(session: AsyncSession, names: Sequence[str]) -> Touches:
+class AccountNotLoaded(LookupError):
+    """A lead of the run moved to an account nobody foresaw; the run is decided again with it loaded."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def accounts_foreseen(touches: Sequence[TouchData], leads: Iterable[LeadState]) -> set[str]:
+    """Every account the run's leads can end in: where they are, and what the touches' emails and company
+    ids point to (an account key is made of nothing else)."""
+    keys = {lead.account for lead in leads if lead.account}
+    for touch in touches:
+        attributes = normalise_attributes(attributes_of(touch))
+        company_id = attributes.get("company_id")
+        email = touch.identity.email
+        keys |= {k for k in (account_key(email), account_key(None, str(company_id)) if company_id else None) if k}
+    return keys
+
+
+async def load_touches(session: AsyncSession, touches: Sequence[TouchData], more_accounts: Iterable[str]) -> Touches:
     """The identifiers' advisory locks, then the owning leads' rows, re-read until stable, then their state.
 
     A concurrent merge may move one of our identifiers to another lead while we wait for a row lock;
     reading again after the locks are held sees its committed result.
     """
+    names = [name for touch in touches for name in identity.identifiers_of(touch)]
     await store.lock_identifiers(session, names)
     found = await store.owners(session, names)
     while (again := await store.owners(session, names)) != found:
@@ -427,11 +278,16 @@ async def load_touches(session: AsyncSession, names: Sequence[str]) -> Touches:
     rows = await store.load_leads(session, lead_ids)
     histories = await store.transitions_of_leads(session, lead_ids)
     stored = await store.touches_by_lead(session, lead_ids)
+    leads = {lead_id: state_of(row, histories[lead_id]) for lead_id, row in rows.items()}
+    keys = sorted(accounts_foreseen(touches, leads.values()) | set(more_accounts))
+    await store.lock_accounts(session, keys)
+    accounts = await store.load_accounts(session, keys)
     return Touches(
         owners={o.identifier: o.lead_id for o in found},
         created_at={lead_id: row["created_at"] for lead_id, row in rows.items()},
-        leads={lead_id: state_of(row, histories[lead_id]) for lead_id, row in rows.items()},
+        leads=leads,
         touches={lead_id: [stored_touch(t) for t in stored[lead_id]] for lead_id in lead_ids},
+        accounts={key: Profile.model_validate(accounts[key]) if key in accounts else Profile() for key in keys},
     )
 
 
@@ -439,13 +295,19 @@ async def apply_touches(
     session: AsyncSession, events: Sequence[CloudEvent[Any]], models: Models, leads_topic: str
 ) -> None:
     """Touches in log order; their lead events go to the outbox with ids derived from each touch's id."""
-    names = [name for event in events for name in identity.identifiers_of(event.data)]
-    batch = await load_touches(session, names)
     model = await models.active(session)
-    out: list[CloudEvent[Any]] = []
-    for event in events:
-        changes = batch.apply(event, event.data, model)
-        out += [lead_event(event.id, event.time, data, n) for n, data in enumerate(changes)]
+    more_accounts: set[str] = set()
+    while True:
+        batch = await load_touches(session, [event.data for event in events], more_accounts)
+        out: list[CloudEvent[Any]] = []
+        try:
+            for event in events:
+                changes = batch.apply(event, event.data, model)
+                out += [lead_event(event.id, event.time, data, n) for n, data in enumerate(changes)]
+        except AccountNotLoaded as missing:  # nothing is written yet: decide again with it
+            more_accounts.add(missing.key)
+            continue
+        break
     await batch.save(session)
     await outbox.add_many(session, store.TABLES, leads_topic, out)
 
@@ -488,7 +350,8 @@ async def rescore_lead(session: AsyncSession, lead_id: str, model: tuple[int, Sc
     at = max((t[0] for t in touches), default=None)
     if at is None:
         return
-    result = rescored_by_model(lead_id, before, touches, model, at)
+    account = await account_of(session, before.account)
+    result = rescored_by_model(lead_id, before, touches, model, at, account)
     await store.save_lead(session, lead_id, row_of(result.lead))
     for t in result.transitions:
         await store.add_transition(session, lead_id, transition_row(t))

@@ -16,6 +16,17 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.scoring.profile import (
+    DEFAULT_BUYING_GROUP,
+    DEFAULT_PERSONA_RULES,
+    DEFAULT_SEGMENT_BANDS,
+    DEFAULT_SENIORITY_RULES,
+    OTHER,
+    PersonaRule,
+    SegmentBand,
+    SeniorityRule,
+)
+
 REGEX_PREFIX = "re:"
 TouchType = Literal[
     "email_open",
@@ -188,10 +199,29 @@ class ScoringModel(Frozen):
     grades: tuple[GradeBand, ...] = Field(min_length=1, description="Best first; strictly falling min_fit.")
     lowest_grade: str = Field("D", min_length=1, max_length=8, description="Below every band.")
     qualification: Qualification
+    personas: tuple[PersonaRule, ...] = Field(
+        DEFAULT_PERSONA_RULES, description="Job-title rules, first match wins; a title matching none is `other`."
+    )
+    seniority: tuple[SeniorityRule, ...] = Field(
+        DEFAULT_SENIORITY_RULES, description="Job-title rules for the derived `seniority` attribute fit rules read."
+    )
+    segments: tuple[SegmentBand, ...] = Field(
+        DEFAULT_SEGMENT_BANDS,
+        description="Company size bands, first holding band wins; the lead's or its account's size.",
+    )
+    buying_group: tuple[str, ...] = Field(
+        DEFAULT_BUYING_GROUP, description="The personas an account's buying group needs engaged (account coverage)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "ScoringModel":
-        errors = [*_duplicate_ids(self), *_inapplicable(self), *_grade_errors(self), *_threshold_errors(self)]
+        errors = [
+            *_duplicate_ids(self),
+            *_inapplicable(self),
+            *_grade_errors(self),
+            *_threshold_errors(self),
+            *_unknown_personas(self),
+        ]
         if errors:
             raise ModelInvalid(errors)
         return self
@@ -248,6 +278,20 @@ def _threshold_errors(model: ScoringModel) -> Iterator[FieldError]:
             yield _error(f"{field}.{worse}", "ordered", f"must be at least grade {better}'s threshold")
     if thresholds and model.qualification.recycle_below >= min(thresholds.values()):
         yield _error("qualification.recycle_below", "ordered", "must be below every engagement threshold")
+
+
+def _unknown_personas(model: ScoringModel) -> Iterator[FieldError]:
+    names = {rule.persona for rule in model.personas}
+    for i, persona in enumerate(model.buying_group):
+        if persona not in names:
+            yield _error(
+                f"buying_group[{i}]", "known_persona", f"not a persona of `personas`: {', '.join(sorted(names))}"
+            )
+    for i, fit_rule in enumerate(model.fit):
+        if isinstance(fit_rule, PersonaIn):
+            for j, value in enumerate(fit_rule.values):
+                if value != OTHER and value not in names:
+                    yield _error(f"fit[{i}].values[{j}]", "known_persona", f"not a persona of `personas`: {value!r}")
 
 
 def _field_path(loc: Sequence[int | str]) -> str:

@@ -57,7 +57,11 @@ ALIASES = {
     "city": "city",
     "phone": "phone",
     "website": "website",
+    "annualrevenue": "annual_revenue",
+    "revenue": "annual_revenue",
 }
+# What a contact's profile says about its company: the firmographics its account collects from all its contacts.
+ACCOUNT_ATTRIBUTES = frozenset({"company_name", "company_id", "industry", "employees", "annual_revenue", "website"})
 # Segment's nested traits: `company` (also what a group call sends) and `address`.
 NESTED = {
     "company": {"name": "company_name", "id": "company_id", "industry": "industry", "employee_count": "employees"},
@@ -123,6 +127,18 @@ def apply_attributes(
             if current is None or current.value != value:
                 changed.add(key)
     return Profile(attributes=merged), frozenset(changed)
+
+
+def merged_profile(into: Profile, other: Profile) -> Profile:
+    """Latest value wins per attribute, each with its own source and time, whichever profile it came from."""
+    profile = into
+    for key, attribute in other.attributes.items():
+        profile, _ = apply_attributes(profile, {key: attribute.value}, attribute.source, attribute.at)
+    return profile
+
+
+def company_part(profile: Profile) -> Profile:
+    return Profile(attributes={k: a for k, a in profile.attributes.items() if k in ACCOUNT_ATTRIBUTES})
 
 
 FREE_MAIL_DOMAINS = frozenset(

@@ -80,6 +80,13 @@ transitions = Table(
     Column("detail", String(1000)),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("profile", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 model_versions = Table(
     "model_versions",
     metadata,
@@ -110,6 +117,36 @@ async def lock_identifiers(session: AsyncSession, names: Sequence[str]) -> None:
             ),
             {"names": sorted(set(names))},
         )
+
+
+async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> None:
+    """Serialise the transactions that merge company facts into the same accounts (sorted: no deadlock)."""
+    if keys:
+        await session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtext('scoring.account'), hashtext(k))"
+                " FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted"
+            ),
+            {"keys": sorted(set(keys))},
+        )
+
+
+async def load_accounts(session: AsyncSession, keys: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Account profiles by key; accounts nobody has told us about yet are absent."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(accounts.c.key, accounts.c.profile).where(accounts.c.key.in_(list(keys))))
+    return {row.key: row.profile for row in rows}
+
+
+async def save_accounts(session: AsyncSession, profiles: Mapping[str, dict[str, Any]]) -> None:
+    if profiles:
+        stmt = insert(accounts).values(updated_at=func.now())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"profile": stmt.excluded.profile, "updated_at": func.now()}
+        )
+        rows = [{"key": key, "profile": profile} for key, profile in profiles.items()]
+        await session.execute(stmt, rows)
 
 
 async def owners(session: AsyncSession, names: Sequence[str]) -> list[Owner]:

@@ -174,6 +174,7 @@ STATE_QUERIES = {
     "transitions": "SELECT lead_id, from_stage, to_stage, cause, detail, at FROM scoring.transitions"
     " ORDER BY lead_id, id",
     "processed": "SELECT event_id FROM scoring.processed_events ORDER BY event_id",
+    "accounts": "SELECT key, profile FROM scoring.accounts ORDER BY key",
 }
 
 

@@ -17,6 +17,7 @@ PURE_MODULES = [
     "services/scoring/identity.py",
     "services/scoring/profile.py",
     "services/scoring/lifecycle.py",
+    "services/scoring/lead.py",
     "services/scoring/icp.py",
     "services/scoring/backtest.py",
     "services/routing/model.py",

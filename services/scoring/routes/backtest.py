@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import store
 from services.scoring.backtest import Case, Outcomes, Replay, outcome_counts, replay, report
-from services.scoring.consumer import fit_values
 from services.scoring.model import ScoringModel
 from services.scoring.profile import Profile
 from services.scoring.routes import require_admin, state_of
@@ -46,12 +45,15 @@ async def cases_page(session: AsyncSession, after: str) -> list[Case]:
     outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for o in await store.outcomes_of(session, ids) if ids else []:
         outcomes[o["lead_id"]].append(o)
-    return [_case(r, touches[r["id"]], outcomes_of(outcomes[r["id"]])) for r in rows]
+    found = await store.load_accounts(session, {r["account_key"] for r in rows if r["account_key"]})
+    accounts = {key: Profile.model_validate(profile) for key, profile in found.items()}
+    return [_case(r, touches[r["id"]], outcomes_of(outcomes[r["id"]]), accounts) for r in rows]
 
 
-def _case(row: dict[str, Any], touches: list[TimedTouch], outcomes: Outcomes) -> Case:
-    attributes = fit_values(Profile.model_validate(row["profile"]))
-    return Case(row["id"], row["email"] is not None, attributes, row["persona"], touches, outcomes)
+def _case(row: dict[str, Any], touches: list[TimedTouch], outcomes: Outcomes, accounts: dict[str, Profile]) -> Case:
+    account = accounts.get(row["account_key"], Profile()) if row["account_key"] else None
+    profile = Profile.model_validate(row["profile"])
+    return Case(row["id"], row["email"] is not None, profile, account, touches, outcomes)
 
 
 def replay_both(cases: Sequence[Case], active: ScoringModel, candidate: ScoringModel) -> list[Scored]:

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import store
-from services.scoring.consumer import fit_values
 from services.scoring.icp import Icp, LeadFacts, derive_icp, proposed_model
+from services.scoring.lead import fit_values
+from services.scoring.model import ScoringModel
 from services.scoring.profile import Profile
 from services.scoring.routes import state_of
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1/icp", tags=["model"])
 PAGE = 1000
 
 
-async def lead_facts(session: AsyncSession) -> tuple[list[LeadFacts], set[str]]:
+async def lead_facts(session: AsyncSession, model: ScoringModel) -> tuple[list[LeadFacts], set[str]]:
     """Every lead with its won deals and revenue, page by page; and the currencies the revenue was in."""
     facts: list[LeadFacts] = []
     currencies: set[str] = set()
@@ -30,13 +31,13 @@ async def lead_facts(session: AsyncSession) -> tuple[list[LeadFacts], set[str]]:
             if outcome["kind"] == "won":
                 won[outcome["lead_id"]].append(outcome["amount"] or Decimal(0))
                 currencies |= {outcome["currency"]} if outcome["currency"] else set()
-        facts += [_facts(row, won.get(row["id"], [])) for row in rows]
+        facts += [_facts(row, won.get(row["id"], []), model) for row in rows]
         after = rows[-1]["id"]
     return facts, currencies
 
 
-def _facts(row: dict[str, Any], won: list[Decimal]) -> LeadFacts:
-    attributes = fit_values(Profile.model_validate(row["profile"]))
+def _facts(row: dict[str, Any], won: list[Decimal], model: ScoringModel) -> LeadFacts:
+    attributes = fit_values(Profile.model_validate(row["profile"]), model)
     return LeadFacts(row["id"], row["account_key"], attributes, row["persona"], len(won), sum(won, Decimal(0)))
 
 
@@ -75,7 +76,7 @@ async def get_icp(
     state = state_of(request)
     async with state.sessions() as session:
         version, active = await state.models.active(session)
-        facts, currencies = await lead_facts(session)
+        facts, currencies = await lead_facts(session, active)
     icp = await asyncio.to_thread(partial(derive_icp, facts, top=top, min_lift=min_lift, min_support=min_support))
     model = proposed_model(active, icp.rules)
     return {**icp_view(icp, top, currencies), "model_version": version, "proposed_model": model.model_dump(mode="json")}

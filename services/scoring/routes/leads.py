@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from services.scoring import store
-from services.scoring.consumer import fit_values, lead_event, state_of, timed_touches
-from services.scoring.model import ScoringModel
+from services.scoring.consumer import account_of, lead_event, state_of, timed_touches
+from services.scoring.lead import fit_of
 from services.scoring.routes import require_admin
 from services.scoring.routes import state_of as app_state
-from services.scoring.rules import Engagement, Fit, engagement, fit
+from services.scoring.rules import Engagement, Fit, engagement
 from shared import outbox
 from shared.events import LeadErased
 from shared.web import Invalid, NotFound
@@ -69,7 +69,8 @@ async def get_lead(request: Request, lead_id: str, as_of: Annotated[datetime | N
         touches = await store.touches_of(session, lead_id)
         identities = await store.identifiers_of(session, lead_id)
         timed = await timed_touches(session, lead_id)
-    score = score_view(_fit(lead.profile, lead.persona, model), engagement(timed, model, now), version, now)
+        account = await account_of(session, lead.account)
+    score = score_view(fit_of(lead, account, model), engagement(timed, model, now), version, now)
     return {
         **summary(row),
         "identities": [{"identifier": i["identifier"], "linked_at": i["linked_at"]} for i in identities],
@@ -82,10 +83,6 @@ async def get_lead(request: Request, lead_id: str, as_of: Annotated[datetime | N
 
 def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _fit(profile: Any, persona: str | None, model: ScoringModel) -> Fit:
-    return fit(fit_values(profile), None, persona, model)
 
 
 @router.get("", summary="Leads by stage, score range, segment, persona, account or update time; cursor pagination")

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.scoring.backtest import Case, Outcomes, Replay, auc, engagement_over_time, outcome_counts, replay, report
+from services.scoring.profile import Profile, apply_attributes
 from services.scoring.rules import engagement
 from tests.unit.scoring.builders import T0, days, hours, make_model, make_touch, rule
 
@@ -60,10 +61,9 @@ def test_engagement_over_time_equals_scoring_each_moment_afresh(touches: list[tu
         assert total == pytest.approx(engagement(touches, MODEL, at).total, abs=1e-6)  # type: ignore[arg-type]
 
 
-def case(
-    *touches: tuple[datetime, object], known: bool = True, persona: str | None = "executive", **outcomes: object
-) -> Case:
-    return Case("l", known, {}, persona, touches, Outcomes(**outcomes))  # type: ignore[arg-type]
+def case(*touches: tuple[datetime, object], known: bool = True, title: str = "CEO", **outcomes: object) -> Case:
+    profile, _ = apply_attributes(Profile(), {"job_title": title}, "test", T0)
+    return Case("l", known, profile, None, touches, Outcomes(**outcomes))  # type: ignore[arg-type]
 
 
 def test_a_lead_qualifies_at_a_touch_and_its_score_is_the_highest_seen() -> None:
@@ -81,7 +81,7 @@ def test_touches_after_the_first_outcome_do_not_count_and_anonymous_leads_never_
 
 
 def test_a_weak_fit_needs_more_engagement() -> None:
-    assert not replay(case(make_touch("form_fill"), persona="engineer"), MODEL).mql
+    assert not replay(case(make_touch("form_fill"), title="Software Engineer"), MODEL).mql
 
 
 def test_the_report_counts_precision_recall_conversion_and_rejections_by_reason() -> None:
