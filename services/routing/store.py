@@ -422,15 +422,26 @@ async def queue(
     return _dicts(await session.execute(stmt.limit(limit)))
 
 
-async def due_for_sla_check(session: AsyncSession, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Open assignments past a deadline not yet reported, locked; other replicas' sweeps skip them."""
+def _sla_due(now: datetime) -> Any:
     a = assignments.c
     accept_late = (a.status == "assigned") & ~a.accept_breached & (a.accept_due <= now)
     contact_late = (
         (a.status == "accepted") & a.first_contact_at.is_(None) & ~a.contact_breached & (a.contact_due <= now)
     )
-    stmt = select(assignments).where(accept_late | contact_late).order_by(a.accept_due).limit(limit)
-    return _dicts(await session.execute(stmt.with_for_update(skip_locked=True)))
+    return accept_late | contact_late
+
+
+async def due_for_sla_check(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(assignment id, lead id) of open assignments past a deadline not yet reported."""
+    stmt = select(assignments.c.id, assignments.c.lead_id).where(_sla_due(now)).order_by(assignments.c.id).limit(limit)
+    return [(row.id, row.lead_id) for row in await session.execute(stmt)]
+
+
+async def lock_if_still_due(session: AsyncSession, assignment_id: str, now: datetime) -> dict[str, Any] | None:
+    """The assignment, locked, if it is still due; None if another replica has it or it moved on meanwhile."""
+    stmt = select(assignments).where(assignments.c.id == assignment_id, _sla_due(now))
+    row = (await session.execute(stmt.with_for_update(skip_locked=True))).first()
+    return dict(row._mapping) if row else None
 
 
 # --- webhook deliveries -------------------------------------------------------------------------

@@ -20,28 +20,34 @@ from shared.events import SlaBreached
 log = logging.getLogger(__name__)
 
 
+async def check_one(session: AsyncSession, topic: str, assignment_id: str, lead_id: str, now: datetime) -> bool:
+    """Report and act on one due assignment, under its lead's lock like every placement; False if not due."""
+    await store.lock_lead(session, lead_id)
+    row = await store.lock_if_still_due(session, assignment_id, now)
+    moved = breach(state_of(row), now) if row else None
+    if row is None or moved is None:
+        return False
+    assert isinstance(moved.event, SlaBreached)
+    directory = await load_directory(session)
+    teams = dict(directory.teams)
+    await store.save_assignment(session, row["id"], {**row_of(moved.assignment), "updated_at": now})
+    await publish(session, topic, teams, f"breach:{row['id']}:{moved.event.sla}", now, [moved.event])
+    team = teams.get(row["team_id"] or "")
+    by_reassign = moved.event.sla == "accept" and (team is None or team.on_breach == "reassign")
+    if not by_reassign or await reassign(session, topic, moved, row, directory, now) is None:
+        await store.save_assignment(session, row["id"], {"escalated_to": team.manager_rep_id if team else None})
+    return True
+
+
 async def sweep_once(sessions: async_sessionmaker[AsyncSession], topic: str, now: datetime, size: int = 100) -> int:
-    """One transaction over up to `size` due assignments; returns how many breaches it reported."""
-    async with sessions.begin() as session:
-        rows = await store.due_for_sla_check(session, now, size)
-        if not rows:
-            return 0
-        directory = await load_directory(session)
-        teams = dict(directory.teams)
-        for row in rows:
-            moved = breach(state_of(row), now)
-            if moved is None:
-                continue
-            assert isinstance(moved.event, SlaBreached)
-            cause = f"breach:{row['id']}:{moved.event.sla}"
-            await store.save_assignment(session, row["id"], {**row_of(moved.assignment), "updated_at": now})
-            await publish(session, topic, teams, cause, now, [moved.event])
-            team = teams.get(row["team_id"] or "")
-            by_reassign = moved.event.sla == "accept" and (team is None or team.on_breach == "reassign")
-            if not by_reassign or await reassign(session, topic, moved, row, directory, now) is None:
-                manager = team.manager_rep_id if team else None
-                await store.save_assignment(session, row["id"], {"escalated_to": manager})
-    return len(rows)
+    """Up to `size` due assignments, each in its own transaction; returns how many breaches it reported."""
+    async with sessions() as session:
+        due = await store.due_for_sla_check(session, now, size)
+    reported = 0
+    for assignment_id, lead_id in due:
+        async with sessions.begin() as session:
+            reported += await check_one(session, topic, assignment_id, lead_id, now)
+    return reported
 
 
 async def sweep_forever(sessions: async_sessionmaker[AsyncSession], topic: str, every_s: float) -> None:

@@ -228,7 +228,8 @@ async def lead_brief(
     async with app_state(request).sessions() as session:
         latest = await store.latest_assignment(session, lead_id)
         lead = await store.load_lead(session, lead_id)
-        if lead is None or latest is None or not may_see(user, latest["rep_id"], latest["team_id"]):
+        holder = (latest["rep_id"], latest["team_id"]) if latest else (None, None)
+        if lead is None or not may_see(user, *holder):
             raise NotFound(f"no lead {lead_id}", field="lead_id")
         touches = [
             (t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"]))
