@@ -274,6 +274,14 @@ async def merge(session: AsyncSession, survivor: str, absorbed: str) -> None:
 
 
 async def erase(session: AsyncSession, lead_id: str) -> None:
+    """The lead's personal data goes: profile, touches, identifiers, free-text notes and pending pushes.
+
+    Assignment rows stay (ids, reps, times) so SLA figures and round-robin loads remain true.
+    """
+    await session.execute(
+        update(assignments).where(assignments.c.lead_id == lead_id).values(note=None, dispositions=[])
+    )
+    await session.execute(delete(deliveries).where(deliveries.c.lead_id == lead_id))
     keys = select(identities.c.identifier).where(identities.c.lead_id == lead_id)
     await session.execute(delete(touches).where(touches.c.identity_key.in_(keys)))
     await session.execute(delete(identities).where(identities.c.lead_id == lead_id))

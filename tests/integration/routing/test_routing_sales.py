@@ -4,9 +4,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.events import EmailForwarded, EmailOpened, FormFilled, Identity, QrScanned, WebVisited
+from services.routing import store
+from shared.events import EmailForwarded, EmailOpened, FormFilled, Identity, LeadErased, QrScanned, WebVisited
 from tests.conftest import Tail
 from tests.e2e.counting import unique, wait_until
 from tests.integration.routing.conftest import (
@@ -194,3 +196,33 @@ async def test_the_api_is_documented_with_every_admin_body(routing: httpx.AsyncC
     assert "time_zone" in rep_body["schema"]["properties"]
     assert {"WorkingHours", "Away"} <= set(spec["components"]["schemas"])
     assert (await routing.get("/readyz")).json()["status"] == "ready"
+
+
+async def test_an_erased_lead_leaves_no_personal_data_behind(
+    routing: httpx.AsyncClient, leads: Leads, engine: AsyncEngine
+) -> None:
+    team = await make_team(routing, 1)
+    await route_all_to(routing, team)
+    reason = unique("other")
+    await routing.put(f"/v1/admin/rejection_reasons/{reason}", json={"label": "Other"}, headers=ADMIN)
+    email = f"{unique('eve')}@example.com"
+    lead_id = unique("lead")
+    await leads.touch(EmailOpened(identity=Identity(email=email)))
+    await leads.mql(lead_id, email=email, job_title="CTO")
+    a = (await wait_assigned(engine, [lead_id]))[lead_id]
+    rep = await token_for(routing, "rep", rep_id=a["rep_id"])
+    await routing.post(
+        f"/v1/assignments/{a['id']}/reject", json={"reason": reason, "note": f"{email} is a student"}, headers=rep
+    )
+    await leads.send(LeadErased(lead_id=lead_id))
+
+    async def erased() -> bool:
+        return (await routing.get(f"/v1/leads/{lead_id}/brief", headers=ADMIN)).status_code == 404
+
+    await wait_until(erased, timeout_s=20, what="erasure")
+    async with engine.connect() as conn:
+        notes = (
+            await conn.execute(select(store.assignments.c.note).where(store.assignments.c.lead_id == lead_id))
+        ).all()
+        touches = (await conn.execute(select(store.touches).where(store.touches.c.identity_key == email))).all()
+    assert (notes, touches) == ([(None,)], [])
