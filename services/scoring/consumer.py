@@ -111,11 +111,13 @@ async def account_of(session: AsyncSession, key: str | None) -> Profile | None:
     return Profile.model_validate(found[key]) if key in found else Profile()
 
 
+def timed(rows: Iterable[dict[str, Any]]) -> list[TimedTouch]:
+    """Stored touch rows as the rules read them: (time, touch)."""
+    return [(t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"])) for t in rows]
+
+
 async def timed_touches(session: AsyncSession, lead_id: str) -> list[TimedTouch]:
-    return [
-        (t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"]))
-        for t in await store.touches_of(session, lead_id)
-    ]
+    return timed(await store.touches_of(session, lead_id))
 
 
 def lead_event(cause_id: str, at: datetime, data: LeadData, n: int) -> CloudEvent[Any]:

@@ -346,22 +346,17 @@ class LeadFilter:
     segment: str | None = None
     persona: str | None = None
     account: str | None = None
-    min_score: float | None = None
-    max_score: float | None = None
     updated_since: datetime | None = None
     after: str | None = None
 
 
 async def list_leads(session: AsyncSession, f: LeadFilter, limit: int) -> list[dict[str, Any]]:
-    """Keyset pagination on id; score is fit + engagement as of the lead's last touch."""
-    score = leads.c.fit + leads.c.engagement
+    """Keyset pagination on id."""
     conditions = [
         leads.c.stage == f.stage if f.stage else None,
         leads.c.segment == f.segment if f.segment else None,
         leads.c.persona == f.persona if f.persona else None,
         leads.c.account_key == f.account if f.account else None,
-        score >= f.min_score if f.min_score is not None else None,
-        score <= f.max_score if f.max_score is not None else None,
         leads.c.updated_at >= f.updated_since if f.updated_since else None,
         leads.c.id > f.after if f.after else None,
     ]

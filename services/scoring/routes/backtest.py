@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import store
 from services.scoring.backtest import Case, Outcomes, Replay, outcome_counts, replay, report
+from services.scoring.consumer import timed
 from services.scoring.model import ScoringModel
 from services.scoring.profile import Profile
 from services.scoring.routes import require_admin, state_of
 from services.scoring.routes.model import MAX_MODEL_BYTES, parse_model
 from services.scoring.rules import TimedTouch
-from shared.events import TOUCH_ADAPTER
 from shared.web import read_body
 
 router = APIRouter(prefix="/v1/model", tags=["model"])
@@ -38,10 +38,7 @@ async def cases_page(session: AsyncSession, after: str) -> list[Case]:
     """The next page of leads (by id) with their stored touches and outcomes."""
     rows = await store.leads_page(session, after, PAGE)
     ids = [r["id"] for r in rows]
-    touches: dict[str, list[TimedTouch]] = {
-        lead_id: [(t["occurred_at"], TOUCH_ADAPTER.validate_python(t["payload"])) for t in stored]
-        for lead_id, stored in (await store.touches_by_lead(session, ids)).items()
-    }
+    touches = {lead_id: timed(stored) for lead_id, stored in (await store.touches_by_lead(session, ids)).items()}
     outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for o in await store.outcomes_of(session, ids) if ids else []:
         outcomes[o["lead_id"]].append(o)

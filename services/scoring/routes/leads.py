@@ -3,6 +3,7 @@
 import base64
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from services.scoring import store
-from services.scoring.consumer import account_of, lead_event, state_of, timed_touches
+from services.scoring.consumer import account_of, lead_event, state_of, timed, timed_touches
 from services.scoring.lead import fit_of
 from services.scoring.routes import require_admin
 from services.scoring.routes import state_of as app_state
@@ -20,6 +21,10 @@ from shared.events import LeadErased
 from shared.web import Invalid, NotFound
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
+
+
+MAX_SCAN = 2000  # leads looked at per request when filtering by current score
+SCAN_CHUNK = 250
 
 
 class LeadPage(BaseModel):
@@ -85,7 +90,13 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-@router.get("", summary="Leads by stage, score range, segment, persona, account or update time; cursor pagination")
+@router.get(
+    "",
+    summary="Leads by stage, score range, segment, persona, account or update time; cursor pagination",
+    description="Scores are current: engagement decayed to now, as `score_now` shows, and `min_score` / "
+    f"`max_score` compare it. A page may hold fewer than `limit` leads and still a `next_cursor` when "
+    f"{MAX_SCAN} leads were looked at without filling it; follow the cursor until it is null.",
+)
 async def list_leads(
     request: Request,
     stage: str | None = None,
@@ -98,13 +109,42 @@ async def list_leads(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> LeadPage:
-    after = _decode_cursor(cursor) if cursor else None
-    f = store.LeadFilter(stage, segment, persona, account, min_score, max_score, updated_since, after)
-    async with app_state(request).sessions() as session:
-        rows = await store.list_leads(session, f, limit + 1)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode() if more else None
-    return LeadPage(leads=[summary(r) for r in page], next_cursor=next_cursor)
+    f = store.LeadFilter(stage, segment, persona, account, updated_since, _decode_cursor(cursor) if cursor else None)
+    now, state = datetime.now(UTC), app_state(request)
+    found: list[dict[str, Any]] = []
+    scanned, exhausted = 0, False
+    async with state.sessions() as session:
+        _, model = await state.models.active(session)
+        while len(found) <= limit and scanned < MAX_SCAN and not exhausted:
+            rows = await store.list_leads(session, f, SCAN_CHUNK)
+            exhausted = len(rows) < SCAN_CHUNK
+            stored = await store.touches_by_lead(session, [r["id"] for r in rows])
+            for row in rows:
+                scanned += 1
+                f = replace(f, after=row["id"])
+                lead = current(row, engagement(timed(stored[row["id"]]), model, now).total, now)
+                if _within(lead["score_now"], min_score, max_score):
+                    found.append(lead)
+                if len(found) > limit:
+                    break
+    page = found[:limit]
+    if len(found) > limit:  # the next page starts after this page's last lead
+        next_cursor = _encode_cursor(page[-1]["id"])
+    else:  # all looked at, or the scan stopped at MAX_SCAN: go on after the last one looked at
+        next_cursor = None if exhausted else _encode_cursor(f.after)
+    return LeadPage(leads=page, next_cursor=next_cursor)
+
+
+def current(row: dict[str, Any], engagement_now: float, now: datetime) -> dict[str, Any]:
+    return {**summary(row), "engagement_now": engagement_now, "score_now": row["fit"] + engagement_now, "as_of": now}
+
+
+def _within(score: float, low: float | None, high: float | None) -> bool:
+    return (low is None or score >= low) and (high is None or score <= high)
+
+
+def _encode_cursor(lead_id: str | None) -> str | None:
+    return base64.urlsafe_b64encode(lead_id.encode()).decode() if lead_id else None
 
 
 def _decode_cursor(cursor: str) -> str:

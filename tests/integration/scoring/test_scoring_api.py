@@ -109,6 +109,24 @@ async def test_leads_are_listed_by_stage_and_score_a_page_at_a_time(scoring: htt
     assert len(seen) == len({lead["id"] for lead in seen})
 
 
+async def test_the_score_range_filter_compares_the_score_decayed_to_now(scoring: httpx.AsyncClient, send: Send) -> None:
+    address = email()
+    sixty_days_ago = datetime.now(UTC) - timedelta(days=60)  # two half-lives: the demo's 40 points are worth 10
+    fields = {"job_title": "Procurement Manager", "industry": "Software", "employees": 120}
+    await send(FormFilled(identity=Identity(email=address), form_id="demo", fields=fields, occurred_at=sixty_days_ago))
+    lead = await wait_for_lead(scoring, lead_id_for(address), lambda lead: lead["stage"] == "mql")
+    fit, account = lead["fit"], lead["account_key"]
+
+    above = (await scoring.get("/v1/leads", params={"account": account, "min_score": fit + 20})).json()
+    below = (await scoring.get("/v1/leads", params={"account": account, "max_score": fit + 20})).json()
+
+    assert lead["engagement"] == pytest.approx(40)  # as of its last touch
+    assert above == {"leads": [], "next_cursor": None}
+    [listed] = below["leads"]
+    assert listed["engagement_now"] == pytest.approx(10, abs=0.01)
+    assert listed["score_now"] == pytest.approx(fit + 10, abs=0.01)
+
+
 async def test_an_invalid_model_is_refused_naming_the_field_and_the_active_one_stays(
     scoring: httpx.AsyncClient,
 ) -> None:
