@@ -197,8 +197,8 @@ async def put_document(session: AsyncSession, kind: str, document_id: str, body:
 
 
 async def delete_document(session: AsyncSession, kind: str, document_id: str) -> bool:
-    stmt = delete(documents).where(documents.c.kind == kind, documents.c.id == document_id)
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    stmt = delete(documents).where(documents.c.kind == kind, documents.c.id == document_id).returning(documents.c.id)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def active_rules(session: AsyncSession) -> dict[str, Any] | None:
@@ -232,7 +232,8 @@ async def user_list(session: AsyncSession) -> list[dict[str, Any]]:
 
 
 async def delete_user(session: AsyncSession, user_id: str) -> bool:
-    return bool((await session.execute(delete(users).where(users.c.id == user_id))).rowcount)  # type: ignore[attr-defined]
+    stmt = delete(users).where(users.c.id == user_id).returning(users.c.id)
+    return (await session.execute(stmt)).first() is not None
 
 
 # --- the lead read model ------------------------------------------------------------------------

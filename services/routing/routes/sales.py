@@ -144,7 +144,7 @@ async def _save_and_publish(
     await store.save_assignment(session, a.id, {**row_of(a), **extra, "updated_at": now})
     teams = dict((await load_directory(session)).teams)
     topic = app_state(request).settings.topics.assignments
-    cause = f"{a.id}:{moved.event.type}:{now.isoformat()}"  # type: ignore[attr-defined]  # concrete events declare it
+    cause = f"{a.id}:{type(moved.event).__name__}:{now.isoformat()}"
     await publish(session, topic, teams, cause, now, [moved.event])
     row = await store.load_assignment(session, a.id)
     assert row is not None

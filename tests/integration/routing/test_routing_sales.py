@@ -226,3 +226,15 @@ async def test_an_erased_lead_leaves_no_personal_data_behind(
         ).all()
         touches = (await conn.execute(select(store.touches).where(store.touches.c.identity_key == email))).all()
     assert (notes, touches) == ([(None,)], [])
+
+
+async def test_an_unused_document_can_be_deleted_once(routing: httpx.AsyncClient) -> None:
+    territory = unique("nordics")
+    response = await routing.put(f"/v1/admin/territories/{territory}", json={"name": "Nordics"}, headers=ADMIN)
+    assert response.status_code == 201
+    assert (
+        await routing.put(f"/v1/admin/territories/{territory}", json={"name": "N"}, headers=ADMIN)
+    ).status_code == 200
+    assert (await routing.delete(f"/v1/admin/territories/{territory}", headers=ADMIN)).status_code == 204
+    assert (await routing.get(f"/v1/admin/territories/{territory}", headers=ADMIN)).status_code == 404
+    assert (await routing.delete(f"/v1/admin/territories/{territory}", headers=ADMIN)).status_code == 404
