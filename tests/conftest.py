@@ -156,9 +156,13 @@ def routing_settings(stack: Stack, **overrides: Any) -> RoutingSettings:
 
 @contextlib.asynccontextmanager
 async def routing_client(settings: RoutingSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The routing app in-process with its consumer, relay, SLA sweep and webhook delivery running."""
+    """The routing app in-process with its consumer, relay, SLA sweep and webhook delivery running.
+
+    Stopping a consumer that is still joining its group takes seconds on the embedded broker: more than
+    LifespanManager's default 5 s when the machine is busy.
+    """
     app = create_routing_app(settings)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://routing.test") as client:
             yield client
