@@ -36,25 +36,21 @@ def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters)
     found: list[Journey] = []
     converted: set[str] = set()
     for deal in facts.deals:
-        lead_id = view.lead_of_deal.get(deal.deal_id)
         if deal.won_at is None or not filters.in_range(deal.won_at):
             continue
-        if not filters.keeps_lead(facts.leads.get(lead_id or "")):
+        lead_id = view.lead_of_deal.get(deal.deal_id)
+        lead = facts.leads.get(lead_id) if lead_id else None
+        if not filters.keeps_lead(lead):
             continue
-        lead = facts.leads.get(lead_id or "")
         won = WonDeal(
-            deal.deal_id,
-            deal.amount,
-            deal.currency,
-            deal.won_at,
-            lead.created_at if lead else None,
-            deal.created_at,
+            deal.deal_id, deal.amount, deal.currency, deal.won_at, lead.created_at if lead else None, deal.created_at
         )
-        path = journey(view.touches_by_lead.get(lead_id or "", ()), deal.won_at, parameters) if lead_id else ()
+        path = journey(view.touches_by_lead.get(lead_id, ()), deal.won_at, parameters) if lead_id else ()
         found.append(Journey(path, won))
         if lead_id:
             converted.add(lead_id)
-    until = filters.end() or max((t.at for ts in view.touches_by_lead.values() for t in ts), default=None)
+    last_touch = max((touches[-1].at for touches in view.touches_by_lead.values()), default=None)
+    until = filters.end() or last_touch  # a null path runs to the end of the range, or of the data
     if until is None:
         return found
     for lead_id, touches in sorted(view.touches_by_lead.items()):
