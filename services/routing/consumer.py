@@ -6,6 +6,7 @@ identifier and email), `merged`, and touches that carry an email together with a
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +55,17 @@ async def apply_touch(session: AsyncSession, event: CloudEvent[Any], touch: Touc
             await store.set_first_campaigns(session, lead_id, campaigns)
 
 
-async def apply_lead_event(session: AsyncSession, data: LeadData, at: datetime, event_id: str, topic: str) -> None:
+@dataclass(frozen=True)
+class BecameMql:
+    """A lead to place, and the event that made it MQL (assignment and event ids derive from it)."""
+
+    lead_id: str
+    at: datetime
+    cause_id: str
+
+
+async def apply_lead_event(session: AsyncSession, data: LeadData, at: datetime, event_id: str) -> BecameMql | None:
+    """The read model follows the lead; a move to MQL is returned for placing."""
     lead_id = data.lead_id
     if isinstance(data, LeadCreated):
         await store.upsert_lead(session, lead_id, {"email": data.email}, at)
@@ -74,27 +85,38 @@ async def apply_lead_event(session: AsyncSession, data: LeadData, at: datetime, 
         mql = {"mql_at": at} if data.to_stage == MQL else {}
         await store.upsert_lead(session, lead_id, {"stage": data.to_stage, **mql}, at)
         if data.to_stage == MQL:
-            await place(session, topic, lead_id, at, event_id)
+            return BecameMql(lead_id, at, event_id)
     elif isinstance(data, LeadErased):
         await store.erase(session, lead_id)
+    return None
+
+
+async def apply_event(session: AsyncSession, event: CloudEvent[Any]) -> BecameMql | None:
+    if isinstance(event.data, LeadData):
+        return await apply_lead_event(session, event.data, event.time, event.id)
+    if isinstance(event.data, TouchData):
+        await apply_touch(session, event, event.data)
+    return None
 
 
 def handler(assignments_topic: str) -> Handler:
     async def handle(session: AsyncSession, event: CloudEvent[Any], record: Record) -> None:
-        if isinstance(event.data, LeadData):
-            await apply_lead_event(session, event.data, event.time, event.id, assignments_topic)
-        elif isinstance(event.data, TouchData):
-            await apply_touch(session, event, event.data)
+        if (mql := await apply_event(session, event)) is not None:
+            await place(session, assignments_topic, mql.lead_id, mql.at, mql.cause_id)
 
     return handle
 
 
 def batch_handler(assignments_topic: str) -> BatchHandler:
-    """A poll's new records of one partition in one transaction: one commit instead of one per event."""
-    handle = handler(assignments_topic)
+    """A poll's new records of one partition in one transaction: one commit instead of one per event.
+
+    Placements come last, after the whole batch's read-model changes: a team's round-robin lock is
+    then held only for them and the commit, not while the rest of the batch is applied.
+    """
 
     async def handle_batch(session: AsyncSession, events: Sequence[tuple[CloudEvent[Any], Record]]) -> None:
-        for event, record in events:
-            await handle(session, event, record)
+        mqls = [mql for event, _ in events if (mql := await apply_event(session, event)) is not None]
+        for mql in mqls:
+            await place(session, assignments_topic, mql.lead_id, mql.at, mql.cause_id)
 
     return handle_batch
