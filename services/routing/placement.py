@@ -148,13 +148,19 @@ async def decide_under_locks(
     return choice
 
 
-async def place(session: AsyncSession, topic: str, lead_id: str, at: datetime, cause_id: str) -> dict[str, Any] | None:
-    """Assign a lead that became MQL, unless it already has an open assignment; None when nothing was done."""
+async def place(
+    session: AsyncSession, topic: str, lead_id: str, at: datetime, cause_id: str, directory: Directory | None = None
+) -> dict[str, Any] | None:
+    """Assign a lead that became MQL, unless it already has an open assignment; None when nothing was done.
+
+    `directory`: the one this transaction already loaded, when it places several leads.
+    """
     await store.lock_lead(session, lead_id)
     row = await store.load_lead(session, lead_id)
     if row is None or await store.open_assignment(session, lead_id) is not None:
         return None
-    lead, directory = facts_of(row), await load_directory(session)
+    lead = facts_of(row)
+    directory = directory or await load_directory(session)
     choice = await decide_under_locks(session, lead, directory, at, frozenset())
     assignment = new_assignment(content_id(cause_id, "assignment", lead_id), lead, choice, directory, at)
     await store.add_assignment(session, assignment)
