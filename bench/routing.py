@@ -253,8 +253,8 @@ def summarise(routed: tuple[Phase, Phase], echoed: tuple[Phase, Phase], plan: Pl
     ]  # fmt: skip
     notes = [
         "baseline: a raw aiokafka consumer (own group, same leads topic) producing one record per MQL event "
-        "(acks=all); routing: consume in its own transaction (offset, dedupe, read model, decision under the "
-        "lead's and team's locks, assignment, outbox), then the outbox relay publishes `assigned`",
+        "(acks=all); routing: each poll's records of a partition in one transaction (offsets, dedupe, read model, "
+        "then the decisions under the lead's and team's locks, assignments, outbox), then the relay publishes",
         f"each lead is three events (created, score changed, stage changed to mql); {REPS} reps, one rule; "
         f"latency from the MQL event's time to the outgoing record at a reader, {plan.warmup_s:g} s warm-up "
         f"dropped, {plan.duration_s:g} s counted at {STEADY_PER_S} MQLs/s; burst: {BURST} MQLs published at once, "
