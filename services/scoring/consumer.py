@@ -162,7 +162,6 @@ class Touches:
     touches: dict[str, list[StoredTouch]]
     accounts: dict[str, Profile]  # by account key, locked: every account the run's leads may belong to
     absorbed_into: dict[str, str] = field(default_factory=dict)
-    merges: list[identity.LeadsMerged] = field(default_factory=list)
     new_leads: list[tuple[str, datetime]] = field(default_factory=list)
     links: list[tuple[str, str, datetime]] = field(default_factory=list)  # identifier, lead id, at
     touch_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -224,7 +223,6 @@ class Touches:
         self.transitions = [t for t in self.transitions if t["lead_id"] != merge.absorbed]
         self.changed.discard(merge.absorbed)
         self.absorbed_into[merge.absorbed] = merge.survivor
-        self.merges.append(merge)
 
     def final(self, lead_id: str) -> str:
         while lead_id in self.absorbed_into:
@@ -233,8 +231,7 @@ class Touches:
 
     async def save(self, session: AsyncSession) -> None:
         """Merges of stored leads first (they move stored rows), then this run's rows under their final lead."""
-        for merge in self.merges:
-            await store.merge(session, merge.survivor, merge.absorbed)
+        await store.merge(session, {absorbed: self.final(absorbed) for absorbed in self.absorbed_into})
         await store.insert_leads(session, [(i, at) for i, at in self.new_leads if i not in self.absorbed_into])
         await store.link(session, [(name, self.final(lead_id), at) for name, lead_id, at in self.links])
         await store.add_touches(session, [{**row, "lead_id": self.final(row["lead_id"])} for row in self.touch_rows])

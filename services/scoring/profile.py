@@ -104,9 +104,14 @@ def _employees(value: Any) -> int | None:
     return int(re.sub(r"[,.]", "", match.group(1))) if match else None
 
 
-def _precedence(attribute: Attribute) -> tuple[datetime, str, bytes]:
-    # Equal times: the larger source name, then the larger JSON value, so arrival order never matters.
-    return (attribute.at, attribute.source, orjson.dumps(attribute.value))
+def _newer(update: Attribute, current: Attribute) -> bool:
+    """Later wins; at equal times the larger source name, then the larger JSON value, so arrival order never
+    matters."""
+    if update.at != current.at:
+        return update.at > current.at
+    if update.source != current.source:
+        return update.source > current.source
+    return orjson.dumps(update.value) > orjson.dumps(current.value)
 
 
 def apply_attributes(
@@ -120,21 +125,24 @@ def apply_attributes(
     merged = dict(profile.attributes)
     changed: set[str] = set()
     for key, value in normalise_attributes(attributes).items():
-        update = Attribute(value=value, source=source, at=at)
+        update = Attribute.model_construct(value=value, source=source, at=at)  # normalised: nothing to validate
         current = merged.get(key)
-        if current is None or _precedence(update) > _precedence(current):
+        if current is None or _newer(update, current):
             merged[key] = update
             if current is None or current.value != value:
                 changed.add(key)
-    return Profile(attributes=merged), frozenset(changed)
+    return Profile.model_construct(attributes=merged), frozenset(changed)
 
 
 def merged_profile(into: Profile, other: Profile) -> Profile:
     """Latest value wins per attribute, each with its own source and time, whichever profile it came from."""
-    profile = into
+    merged: dict[str, Attribute] | None = None
     for key, attribute in other.attributes.items():
-        profile, _ = apply_attributes(profile, {key: attribute.value}, attribute.source, attribute.at)
-    return profile
+        current = into.attributes.get(key)
+        if current is None or _newer(attribute, current):
+            merged = merged if merged is not None else dict(into.attributes)
+            merged[key] = attribute
+    return into if merged is None else Profile.model_construct(attributes=merged)
 
 
 def company_part(profile: Profile) -> Profile:

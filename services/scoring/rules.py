@@ -119,17 +119,24 @@ def _fires(rule: EngagementRule, touch: Touch) -> bool:
 
 
 def _holds(when: Conditions, touch: Touch) -> bool:
-    campaign_id = touch.campaign.campaign_id if touch.campaign else None
-    duration = getattr(touch, "duration_s", None) or 0.0
-    return (
-        _pattern_holds(when.url, touch.url)
-        and _pattern_holds(when.link_url, getattr(touch, "link_url", None))
-        and _pattern_holds(when.event, getattr(touch, "event", None) or getattr(touch, "event_name", None))
-        and _equal(when.campaign_id, campaign_id)
-        and _equal(when.channel, touch.channel)
-        and _equal(when.form_id, getattr(touch, "form_id", None))
-        and (when.min_duration_s is None or duration >= when.min_duration_s)
-    )
+    # Only the conditions given are read: looking up a field a touch type lacks costs an exception.
+    if when.url is not None and not _pattern_holds(when.url, touch.url):
+        return False
+    if when.link_url is not None and not _pattern_holds(when.link_url, getattr(touch, "link_url", None)):
+        return False
+    if when.event is not None:
+        name = getattr(touch, "event", None) or getattr(touch, "event_name", None)
+        if not _pattern_holds(when.event, name):
+            return False
+    if when.campaign_id is not None and not _equal(
+        when.campaign_id, touch.campaign.campaign_id if touch.campaign else None
+    ):
+        return False
+    if when.channel is not None and not _equal(when.channel, touch.channel):
+        return False
+    if when.form_id is not None and not _equal(when.form_id, getattr(touch, "form_id", None)):
+        return False
+    return when.min_duration_s is None or (getattr(touch, "duration_s", None) or 0.0) >= when.min_duration_s
 
 
 def _equal(wanted: str | None, value: str | None) -> bool:

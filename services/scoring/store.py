@@ -236,13 +236,25 @@ async def link(session: AsyncSession, links: Sequence[tuple[str, str, datetime]]
         await session.execute(insert(identifiers).on_conflict_do_nothing(), rows)
 
 
-async def merge(session: AsyncSession, survivor: str, absorbed: str) -> None:
-    """Move the absorbed lead's identifiers and touches to the survivor and delete it and its stage history."""
-    await session.execute(update(identifiers).where(identifiers.c.lead_id == absorbed).values(lead_id=survivor))
-    await session.execute(update(touches).where(touches.c.lead_id == absorbed).values(lead_id=survivor))
-    await session.execute(update(outcomes).where(outcomes.c.lead_id == absorbed).values(lead_id=survivor))
-    await session.execute(delete(transitions).where(transitions.c.lead_id == absorbed))
-    await session.execute(delete(leads).where(leads.c.id == absorbed))
+async def merge(session: AsyncSession, survivors: Mapping[str, str]) -> None:
+    """Move each absorbed lead's identifiers, touches and outcomes to its survivor (absorbed -> survivor, which
+    absorbs nothing else here); delete the absorbed leads and their stage histories. A few statements in all."""
+    if not survivors:
+        return
+    pairs = {"absorbed": list(survivors), "survivors": list(survivors.values())}
+    for table in (identifiers, touches, outcomes):
+        name = f'"{table.schema}"."{table.name}"'
+        await session.execute(
+            text(
+                f"UPDATE {name} AS t SET lead_id = m.survivor"
+                " FROM unnest(CAST(:absorbed AS text[]), CAST(:survivors AS text[])) AS m(absorbed, survivor)"
+                " WHERE t.lead_id = m.absorbed"
+            ),
+            pairs,
+        )
+    gone = list(survivors)
+    await session.execute(delete(transitions).where(transitions.c.lead_id.in_(gone)))
+    await session.execute(delete(leads).where(leads.c.id.in_(gone)))
 
 
 async def erase(session: AsyncSession, lead_id: str) -> None:
