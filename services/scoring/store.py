@@ -108,26 +108,24 @@ class Owner:
 
 
 async def lock_identifiers(session: AsyncSession, names: Sequence[str]) -> None:
-    """Serialise every transaction touching one of these identifiers, existing or not (sorted: no deadlock)."""
-    if names:
-        await session.execute(
-            text(
-                "SELECT pg_advisory_xact_lock(hashtext('scoring.identifier'), hashtext(n))"
-                " FROM (SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n) AS sorted"
-            ),
-            {"names": sorted(set(names))},
-        )
+    """Serialise every transaction touching one of these identifiers, existing or not."""
+    await _lock_all(session, "scoring.identifier", names)
 
 
 async def lock_accounts(session: AsyncSession, keys: Sequence[str]) -> None:
-    """Serialise the transactions that merge company facts into the same accounts (sorted: no deadlock)."""
-    if keys:
+    """Serialise the transactions that merge company facts into the same accounts."""
+    await _lock_all(session, "scoring.account", keys)
+
+
+async def _lock_all(session: AsyncSession, space: str, names: Sequence[str]) -> None:
+    """Transaction-scoped advisory locks, taken in sorted order so that no two transactions deadlock."""
+    if names:
         await session.execute(
             text(
-                "SELECT pg_advisory_xact_lock(hashtext('scoring.account'), hashtext(k))"
-                " FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted"
+                "SELECT pg_advisory_xact_lock(hashtext(:space), hashtext(n))"
+                " FROM (SELECT n FROM unnest(CAST(:names AS text[])) AS n ORDER BY n) AS sorted"
             ),
-            {"keys": sorted(set(keys))},
+            {"space": space, "names": sorted(set(names))},
         )
 
 
