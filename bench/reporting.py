@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 import ChannelAttribution
 import httpx
+import numpy as np
 import pandas as pd
 
 from bench.ingest import spawn
@@ -38,7 +39,7 @@ from bench.report import Figure, Result
 from services.reporting.attribution import Parameters
 from services.reporting.campaigns import TouchCampaign
 from services.reporting.credits import attribution_report, journeys
-from services.reporting.facts import Deal, Facts, Filters, Lead, StageChange, StoredTouch, resolve
+from services.reporting.facts import Deal, Facts, Filters, Lead, StageChange, TouchColumns, resolve
 from services.reporting.routes import collector_paused
 from shared import migrations
 from shared.bus import ensure_topics
@@ -62,7 +63,11 @@ def synthetic(seed: int = 7) -> Facts:
     per_lead = [1] * LEADS
     for _ in range(TOUCHES - LEADS):
         per_lead[rng.randrange(LEADS)] += 1
-    touches: list[StoredTouch] = []
+    keys: list[str] = []
+    times: list[float] = []
+    types: list[str] = []
+    channels: list[str | None] = []
+    campaigns: list[TouchCampaign] = []
     last_touch: list[datetime] = []
     for lead, n in enumerate(per_lead):
         key = f"p{lead}@example.com"
@@ -70,9 +75,13 @@ def synthetic(seed: int = 7) -> Facts:
         for _ in range(n):
             at += timedelta(minutes=rng.randrange(1, 60 * 24 * 10))
             c = rng.randrange(CAMPAIGNS)
-            campaign = TouchCampaign(f"c{c:02d}", None, None, None)
-            touches.append(StoredTouch(key, at, TYPES[c % len(TYPES)], CHANNELS[c % len(CHANNELS)], campaign))
+            keys.append(key)
+            times.append(at.timestamp())
+            types.append(TYPES[c % len(TYPES)])
+            channels.append(CHANNELS[c % len(CHANNELS)])
+            campaigns.append(TouchCampaign(f"c{c:02d}", None, None, None))
         last_touch.append(at)
+    touches = TouchColumns(keys, times, types, channels, campaigns, [False] * len(keys))
     winners = rng.sample(range(LEADS), WON)
     deals = [
         Deal(
@@ -87,7 +96,7 @@ def synthetic(seed: int = 7) -> Facts:
         )
         for lead in winners
     ]
-    leads = {f"L{i}": Lead(f"L{i}", touches[0].at, "engineer", "medium") for i in range(LEADS)}
+    leads = {f"L{i}": Lead(f"L{i}", START, "engineer", "medium") for i in range(LEADS)}
     stages = [StageChange(f"L{lead}", "customer", d.won_at or START) for lead, d in zip(winners, deals, strict=True)]
     return Facts(
         touches=touches,
@@ -113,13 +122,18 @@ def ours(facts: Facts) -> tuple[float, float, dict[str, float]]:
 
 def theirs(facts: Facts) -> tuple[float, dict[str, float]]:
     """Seconds ChannelAttribution takes for its Markov and heuristic models on the same journeys."""
-    found = journeys(facts, resolve(facts), Parameters(), Filters())
+    view = resolve(facts)
+    found = journeys(facts, view, Parameters(), Filters())
+    names = [view.touches.campaigns[c] for c in view.touches.campaign[found.rows].tolist()]
+    ends = np.cumsum(found.lengths).tolist()
+    paths = [" > ".join(names[end - n : end]) for end, n in zip(ends, found.lengths.tolist(), strict=True)]
+    travelled = [(path, deal) for path, deal in zip(paths, found.deals, strict=True) if path]
     data = pd.DataFrame(
         {
-            "path": [" > ".join(t.campaign for t in j.path) for j in found],
-            "conversions": [int(j.deal is not None) for j in found],
-            "value": [float(j.deal.amount) if j.deal else 0.0 for j in found],
-            "nulls": [int(j.deal is None) for j in found],
+            "path": [path for path, _ in travelled],
+            "conversions": [int(deal is not None) for _, deal in travelled],
+            "value": [float(deal.amount) if deal else 0.0 for _, deal in travelled],
+            "nulls": [int(deal is None) for _, deal in travelled],
         }
     )
     started = time.perf_counter()
@@ -137,9 +151,23 @@ async def copy_into(url: str, facts: Facts) -> None:
     folder = url.split("host=")[1]
     conn = await asyncpg.connect(host=folder, user="postgres", database="postgres")
     try:
+        t = facts.touches
         touches = [
-            (f"t{i}", t.identity_key, t.at, t.type, t.channel, t.campaign.campaign_id, None, None, None, False)
-            for i, t in enumerate(facts.touches)
+            (
+                f"t{i}",
+                key,
+                datetime.fromtimestamp(at, UTC),
+                kind,
+                channel,
+                campaign.campaign_id,
+                None,
+                None,
+                None,
+                False,
+            )
+            for i, (key, at, kind, channel, campaign) in enumerate(
+                zip(t.identity_keys, t.at, t.types, t.channels, t.campaigns, strict=True)
+            )
         ]
         await conn.copy_records_to_table("touches", records=touches, schema_name="reporting")
         await conn.copy_records_to_table(
@@ -227,6 +255,7 @@ def run_benchmark(plan: Plan) -> Result:
     say("ChannelAttribution: markov_model + heuristic_models on the same journeys")
     their_seconds, simulated = theirs(facts)
     gap = max(abs(exact[c] - simulated[c]) for c in exact)
+    journey_count = len(journeys(facts, resolve(facts), Parameters(), Filters()).deals)
     say("report endpoints over the same data")
     with reporting_service(facts) as port:
         latency = endpoint_latency(port)
@@ -242,8 +271,7 @@ def run_benchmark(plan: Plan) -> Result:
         ],
         notes=[
             f"{TOUCHES:,} touches, {LEADS:,} leads, {WON:,} won deals, {CAMPAIGNS} campaigns; journeys cut at the "
-            f"close (lookback 365 days), {len(journeys(facts, resolve(facts), Parameters(), Filters())):,} journeys "
-            "with null paths",
+            f"close (lookback 365 days), {journey_count:,} journeys with null paths",
             "reporting: identities resolved, journeys built, first/last/linear/U/W/time decay/Markov credits of all "
             "deals as array operations with exact-sum allocation, Markov solved exactly (linear system) + 100 "
             "Poisson-bootstrap resamples",

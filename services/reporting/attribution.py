@@ -48,9 +48,12 @@ class Parameters:
     def counts(self, touch: Touch) -> bool:
         if touch.machine_generated and not self.include_machine_generated:
             return False
+        return self.counts_type(touch.type)
+
+    def counts_type(self, touch_type: str) -> bool:
         if self.touch_types is None:
-            return touch.type not in NOT_COUNTED_BY_DEFAULT
-        return touch.type in self.touch_types
+            return touch_type not in NOT_COUNTED_BY_DEFAULT
+        return touch_type in self.touch_types
 
 
 def journey(touches: Sequence[Touch], until: datetime, parameters: Parameters) -> tuple[Touch, ...]:

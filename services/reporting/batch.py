@@ -1,11 +1,12 @@
 """Every model's credits for all won deals at once, as array operations: the attribution report's hot path.
 
 `attribution.attribute_deal` is the one-deal reference: tests check that both give the same shares, the
-same revenue to within one quantum (a tie between equal remainders may go to another campaign; weights
-computed another way may differ in their 16th digit), and that
-every deal's credits add up to its amount exactly in every model.
+same revenue to within one quantum (a tie between equal remainders may go to another campaign) plus 1e-11
+of the amount (times here are float seconds: their sub-microsecond rounding moves time-decay weights in the
+12th digit), and that every deal's credits add up to its amount exactly in every model.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,19 +15,23 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
-from services.reporting.attribution import (
-    MODELS,
-    MarkovEffects,
-    Parameters,
-    Touch,
-    WonDeal,
-    allocate_units,
-    quantum,
-)
+from services.reporting.attribution import MODELS, MarkovEffects, Parameters, Touch, WonDeal, allocate_units, quantum
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 EXACT_IN_FLOAT = 2**53  # deals counting more quanta than this are allocated by the reference, in Python integers
+
+
+@dataclass(frozen=True)
+class DealRows:
+    """The won deals' journeys, touch by touch: deal after deal, each in time order."""
+
+    deal: Ints  # which deal
+    at: Floats  # seconds since the epoch
+    key: Ints  # code into `keys`: the touch's (campaign, channel)
+    state: Ints  # code into `effects`: the Markov state (campaign or channel)
+    keys: list[tuple[str, str]]
+    effects: Floats  # removal effect per state code
 
 
 @dataclass(frozen=True)
@@ -41,86 +46,69 @@ class Credits:
     quanta: list[Decimal]  # per deal
 
 
-@dataclass(frozen=True)
-class _Touches:
-    deal: Ints
-    position: Ints
-    length: Ints
-    seconds: Floats  # before the deal's close
-    key: Ints
-    state: Ints
-    starts: Ints
-
-
-def _flatten(
-    deals: Sequence[WonDeal], paths: Sequence[Sequence[Touch]], by: str
-) -> tuple[_Touches, list[tuple[str, str]], list[str]]:
-    lengths = np.fromiter((len(p) for p in paths), dtype=np.int64, count=len(paths))
-    starts = np.cumsum(lengths) - lengths
-    deal = np.repeat(np.arange(len(paths), dtype=np.int64), lengths)
-    position = np.arange(int(lengths.sum()), dtype=np.int64) - starts[deal]
+def rows_of(deals: Sequence[WonDeal], paths: Sequence[Sequence[Touch]], markov: MarkovEffects, by: str) -> DealRows:
+    """DealRows from journeys of Touch values (the reference's input)."""
     key_index: dict[tuple[str, str], int] = {}
     state_index: dict[str, int] = {}
-    keys, states, seconds = [], [], []
-    for d, path in zip(deals, paths, strict=True):
+    deal, at, keys, states = [], [], [], []
+    for d, path in enumerate(paths):
         for t in path:
+            deal.append(d)
+            at.append(t.at.timestamp())
             keys.append(key_index.setdefault((t.campaign, t.channel), len(key_index)))
             states.append(state_index.setdefault(t.channel if by == "channel" else t.campaign, len(state_index)))
-            seconds.append((d.closed_at - t.at).total_seconds())
-    touches = _Touches(
-        deal,
-        position,
-        lengths[deal],
-        np.array(seconds, dtype=np.float64),
+    removal = markov.by_channel if by == "channel" else markov.by_campaign
+    return DealRows(
+        np.array(deal, dtype=np.int64),
+        np.array(at, dtype=np.float64),
         np.array(keys, dtype=np.int64),
         np.array(states, dtype=np.int64),
-        starts,
+        list(key_index),
+        np.array([removal.get(s, 0.0) for s in state_index], dtype=np.float64),
     )
-    return touches, list(key_index), list(state_index)
 
 
-def _key_position(paths: Sequence[Sequence[Touch]], at: Sequence[datetime | None], default_last: bool) -> Ints:
-    """Per deal: the last touch at or before `at` (first touch if none; first/last touch when `at` is unknown)."""
-    found = np.empty(len(paths), dtype=np.int64)
-    for d, (path, when) in enumerate(zip(paths, at, strict=True)):
-        if when is None:
-            found[d] = len(path) - 1 if default_last else 0
-            continue
-        before = 0
-        for i, touch in enumerate(path):
-            if touch.at <= when:
-                before = i
-            else:
-                break
-        found[d] = before
-    return found
+def _seconds(at: datetime | None) -> float:
+    return at.timestamp() if at is not None else math.nan
 
 
-def _weights(
-    t: _Touches, deals: Sequence[WonDeal], paths: Sequence[Sequence[Touch]], parameters: Parameters, effects: Floats
-) -> dict[str, Floats]:
-    n = t.length.astype(np.float64)
-    first, last = t.position == 0, t.position == t.length - 1
-    middle = 0.2 / np.maximum(n - 2, 1)
-    u_shaped = np.where(t.length <= 2, 1 / n, np.where(first | last, 0.4, middle))
-    lead_key = _key_position(paths, [d.lead_created_at for d in deals], default_last=False)[t.deal]
-    opportunity_key = _key_position(paths, [d.opportunity_at for d in deals], default_last=True)[t.deal]
-    w_shaped = 0.3 * first + 0.3 * (t.position == lead_key) + 0.3 * (t.position == opportunity_key)
+def _key_position(rows: DealRows, at: Floats, deals: int, default: Ints) -> Ints:
+    """Per deal: the last touch at or before `at` (the first touch if none; `default` when `at` is unknown)."""
+    before = np.bincount(rows.deal, weights=rows.at <= at[rows.deal], minlength=deals).astype(np.int64)
+    return np.where(np.isnan(at), default, np.maximum(before - 1, 0))
+
+
+def _weights(rows: DealRows, deals: Sequence[WonDeal], parameters: Parameters) -> dict[str, Floats]:
+    count = len(deals)
+    lengths = np.bincount(rows.deal, minlength=count)
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(len(rows.deal)) - starts[rows.deal]
+    length = lengths[rows.deal]
+    n = length.astype(np.float64)
+    first, last = position == 0, position == length - 1
+    u_shaped = np.where(length <= 2, 1 / n, np.where(first | last, 0.4, 0.2 / np.maximum(n - 2, 1)))
+    lead_at = np.array([_seconds(d.lead_created_at) for d in deals], dtype=np.float64)
+    opportunity_at = np.array([_seconds(d.opportunity_at) for d in deals], dtype=np.float64)
+    lead_key = _key_position(rows, lead_at, count, np.zeros(count, dtype=np.int64))
+    opportunity_key = _key_position(rows, opportunity_at, count, lengths - 1)
+    w_shaped = 0.3 * first + 0.3 * (position == lead_key[rows.deal]) + 0.3 * (position == opportunity_key[rows.deal])
     rest = w_shaped == 0
-    rest_count = np.bincount(t.deal, weights=rest, minlength=len(paths))[t.deal]
+    rest_count = np.bincount(rows.deal, weights=rest, minlength=count)[rows.deal]
     w_shaped = np.where(rest_count > 0, np.where(rest, 0.1 / np.maximum(rest_count, 1), w_shaped), w_shaped / 0.9)
-    half_life = parameters.half_life.total_seconds()
-    newest = t.seconds[t.starts + t.length[t.starts] - 1] if len(t.starts) else t.seconds  # no underflow to 0
-    per_state = np.bincount(t.deal * len(effects) + t.state, minlength=len(paths) * len(effects))
-    markov = np.maximum(effects[t.state], 0.0) / per_state[t.deal * len(effects) + t.state]
-    markov_total = np.bincount(t.deal, weights=markov, minlength=len(paths))[t.deal]
+    closed = np.array([d.closed_at.timestamp() for d in deals], dtype=np.float64)
+    age = closed[rows.deal] - rows.at
+    newest = age[starts + lengths - 1][rows.deal]  # weights relative to the newest touch: none underflows to 0
+    states = len(rows.effects)
+    per_state = np.bincount(rows.deal * states + rows.state, minlength=count * states)
+    markov = np.maximum(rows.effects[rows.state], 0.0) / per_state[rows.deal * states + rows.state]
+    markov_total = np.bincount(rows.deal, weights=markov, minlength=count)[rows.deal]
     return {
         "first_touch": first.astype(np.float64),
         "last_touch": last.astype(np.float64),
         "linear": 1 / n,
         "u_shaped": u_shaped,
         "w_shaped": w_shaped,
-        "time_decay": 0.5 ** ((t.seconds - newest[t.deal]) / half_life),
+        "time_decay": 0.5 ** ((age - newest) / parameters.half_life.total_seconds()),
         "markov": np.where(markov_total > 0, markov, 1 / n),
     }
 
@@ -142,13 +130,30 @@ def _allocate(units: list[int], group_deal: Ints, weights: Floats) -> Ints:
     rank = index - first_of_deal
     count = np.bincount(group_deal, minlength=deals)[group_deal[order]]
     owed = left[group_deal[order]]
-    add = (rank < owed).astype(np.int64) - ((count - 1 - rank) < -owed).astype(np.int64)
-    shares[order] += add
+    shares[order] += (rank < owed).astype(np.int64) - ((count - 1 - rank) < -owed).astype(np.int64)
     for d, u in enumerate(units):
         if u >= EXACT_IN_FLOAT:
             mine = group_deal == d
             shares[mine] = allocate_units(u, list(weights[mine]))
     return shares
+
+
+def credit_rows(deals: Sequence[WonDeal], rows: DealRows, parameters: Parameters) -> Credits:
+    """Every model's credits of `deals` (each with a non-empty journey in `rows`)."""
+    weights = _weights(rows, deals, parameters)
+    width = max(len(rows.keys), 1)
+    groups, group_of_row = np.unique(rows.deal * width + rows.key, return_inverse=True)
+    group_deal, group_key = groups // width, groups % width
+    quanta = [quantum(d.amount) for d in deals]
+    units = [int((d.amount / q).to_integral_value()) for d, q in zip(deals, quanta, strict=True)]
+    shares: dict[str, Floats] = {}
+    allocated: dict[str, Ints] = {}
+    for model in MODELS:
+        grouped = np.asarray(np.bincount(group_of_row, weights=weights[model], minlength=len(groups)), np.float64)
+        totals = np.bincount(group_deal, weights=grouped, minlength=len(deals))[group_deal]
+        shares[model] = np.divide(grouped, totals, out=np.zeros_like(grouped), where=totals > 0)
+        allocated[model] = _allocate(units, group_deal, grouped)
+    return Credits(rows.keys, group_deal, group_key, shares, allocated, quanta)
 
 
 def credit_deals(
@@ -158,20 +163,5 @@ def credit_deals(
     markov: MarkovEffects,
     by: str = "campaign",
 ) -> Credits:
-    """`paths` are the deals' non-empty journeys, as `attribution.journey` cuts them."""
-    t, keys, states = _flatten(deals, paths, by)
-    removal = markov.by_channel if by == "channel" else markov.by_campaign
-    effects = np.array([removal.get(s, 0.0) for s in states], dtype=np.float64)
-    weights = _weights(t, deals, paths, parameters, effects)
-    groups, group_of_touch = np.unique(t.deal * max(len(keys), 1) + t.key, return_inverse=True)
-    group_deal, group_key = groups // max(len(keys), 1), groups % max(len(keys), 1)
-    quanta = [quantum(d.amount) for d in deals]
-    units = [int((d.amount / q).to_integral_value()) for d, q in zip(deals, quanta, strict=True)]
-    shares: dict[str, Floats] = {}
-    allocated: dict[str, Ints] = {}
-    for model in MODELS:
-        grouped = np.asarray(np.bincount(group_of_touch, weights=weights[model], minlength=len(groups)), np.float64)
-        totals = np.bincount(group_deal, weights=grouped, minlength=len(deals))[group_deal]
-        shares[model] = np.divide(grouped, totals, out=np.zeros_like(grouped), where=totals > 0)
-        allocated[model] = _allocate(units, group_deal, grouped)
-    return Credits(keys, group_deal, group_key, shares, allocated, quanta)
+    """`credit_rows` for journeys of Touch values, as `attribution.journey` cuts them (each non-empty)."""
+    return credit_rows(deals, rows_of(deals, paths, markov, by), parameters)

@@ -4,8 +4,8 @@ channel and period, plus the Markov model's removal effects with their bootstrap
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -14,26 +14,44 @@ import numpy.typing as npt
 from services.reporting.attribution import (
     MODELS,
     UNATTRIBUTED,
-    MarkovEffects,
     Parameters,
-    Touch,
     WonDeal,
-    journey,
 )
-from services.reporting.batch import Credits, credit_deals
+from services.reporting.batch import Credits, DealRows, credit_rows
 from services.reporting.facts import Facts, Filters, View, period_of
-from services.reporting.markov import MarkovResult, markov_attribution
+from services.reporting.markov import Journeys, MarkovResult, chain_attribution
+
+Ints = npt.NDArray[np.int64]
+# (period, campaign or channel, currency) -> model -> [deals, revenue]
+Totals = dict[tuple[str, str, str], dict[str, list[Any]]]
 
 
 @dataclass(frozen=True)
-class Journey:
-    path: tuple[Touch, ...]
-    deal: WonDeal | None  # None: a lead that has not converted (a null path)
+class JourneyRows:
+    """Journeys as rows of the touch table: journey after journey, each in time order."""
+
+    rows: Ints
+    lengths: Ints  # per journey (a won deal's may be 0: unattributed)
+    deals: list[WonDeal | None]  # per journey; None: a lead that has not converted (a null path)
 
 
-def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters) -> list[Journey]:
-    """One journey per won deal closed in range, and one null path per lead of the filters without a won deal."""
-    found: list[Journey] = []
+def _expand(starts: Ints, ends: Ints) -> tuple[Ints, Ints]:
+    """The rows start..end of every span, and which span each belongs to."""
+    lengths = ends - starts
+    span = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) - offsets[span] + starts[span], span
+
+
+def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters) -> JourneyRows:
+    """A journey per won deal closed in range, and a null path per lead of the filters without a won deal.
+
+    A journey is the lead's counted touches in (close - lookback, close]; a null path runs to the end of
+    the range (or of the data) and counts only if it reaches into the range.
+    """
+    t = view.touches
+    deals: list[WonDeal | None] = []
+    spans: list[tuple[int, int, float]] = []  # first row, end row, until
     converted: set[str] = set()
     for deal in facts.deals:
         if deal.won_at is None or not filters.in_range(deal.won_at):
@@ -42,30 +60,33 @@ def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters)
         lead = facts.leads.get(lead_id) if lead_id else None
         if not filters.keeps_lead(lead):
             continue
-        won = WonDeal(
-            deal.deal_id, deal.amount, deal.currency, deal.won_at, lead.created_at if lead else None, deal.created_at
-        )
-        path = journey(view.touches_by_lead.get(lead_id, ()), deal.won_at, parameters) if lead_id else ()
-        found.append(Journey(path, won))
+        created = lead.created_at if lead else None
+        deals.append(WonDeal(deal.deal_id, deal.amount, deal.currency, deal.won_at, created, deal.created_at))
+        spans.append((*(t.rows_of(lead_id) if lead_id else (0, 0)), deal.won_at.timestamp()))
         if lead_id:
             converted.add(lead_id)
-    last_touch = max((touches[-1].at for touches in view.touches_by_lead.values()), default=None)
-    until = filters.end() or last_touch  # a null path runs to the end of the range, or of the data
-    if until is None:
-        return found
-    for lead_id, touches in sorted(view.touches_by_lead.items()):
-        if lead_id in converted or not filters.keeps_lead(facts.leads.get(lead_id)):
-            continue
-        path = journey(touches, until, parameters)
-        if path and (filters.since is None or path[-1].at.date() >= filters.since):
-            found.append(Journey(path, None))
-    return found
-
-
-def markov_by(found: Sequence[Journey], key: str, resamples: int) -> MarkovResult:
-    state = attrgetter(key)
-    paths = [([state(t) for t in j.path], j.deal is not None) for j in found if j.path]
-    return markov_attribution(paths, resamples=resamples)
+    won = len(deals)
+    range_end = filters.end()
+    end = range_end.timestamp() if range_end else float(t.at.max()) if len(t.at) else 0.0
+    for code, lead_id in enumerate(t.leads):
+        if lead_id not in converted and filters.keeps_lead(facts.leads.get(lead_id)):
+            deals.append(None)
+            spans.append((int(t.starts[code]), int(t.ends[code]), end))
+    starts, ends, until = (np.array(column) for column in zip(*spans, strict=True)) if spans else ([np.zeros(0)] * 3)
+    rows, journey = _expand(starts.astype(np.int64), ends.astype(np.int64))
+    counted = np.array([parameters.counts_type(name) for name in t.types] or [False], dtype=bool)
+    at = t.at[rows]
+    keep = (at <= until[journey]) & (at > until[journey] - parameters.lookback.total_seconds()) & counted[t.type[rows]]
+    if not parameters.include_machine_generated:
+        keep &= ~t.machine_generated[rows]
+    rows, journey = rows[keep], journey[keep]
+    lengths = np.bincount(journey, minlength=len(deals))
+    last = np.full(len(deals), -np.inf)
+    last[journey] = t.at[rows]  # rows are in time order: the last write per journey is its last touch
+    since = datetime.combine(filters.since, datetime.min.time(), tzinfo=UTC).timestamp() if filters.since else -np.inf
+    valid = np.ones(len(deals), dtype=bool)
+    valid[won:] = (lengths[won:] > 0) & (last[won:] >= since)
+    return JourneyRows(rows[valid[journey]], lengths[valid], [d for d, v in zip(deals, valid, strict=True) if v])
 
 
 @dataclass(frozen=True)
@@ -86,32 +107,30 @@ def attribution_report(
     resamples: int = 100,
 ) -> AttributionReport:
     found = journeys(facts, view, parameters, filters)
-    markov = markov_by(found, by, resamples)
+    t = view.touches
+    states, names = (t.channel, t.channels) if by == "channel" else (t.campaign, t.campaigns)
+    travelled = found.lengths > 0
+    converted = np.array([d is not None for d in found.deals], dtype=bool)
+    chain = Journeys.of(names, states[found.rows], found.lengths[travelled], converted[travelled])
+    markov = chain_attribution(chain, resamples=resamples)
     effects = markov.removal_effects()
-    per_model = MarkovEffects(effects, effects) if by == "channel" else MarkovEffects(by_campaign=effects)
-    totals: dict[tuple[str, str, str], dict[str, list[Any]]] = defaultdict(
-        lambda: {m: [0.0, Decimal(0)] for m in MODELS}
-    )
-    won = [j.deal for j in found if j.deal is not None]
+    totals: Totals = defaultdict(lambda: {m: [0.0, Decimal(0)] for m in MODELS})
     revenue: dict[str, Decimal] = defaultdict(Decimal)
     unattributed: dict[str, Decimal] = defaultdict(Decimal)
-    attributed: list[Journey] = []
-    for j in found:
-        if j.deal is None:
+    for deal, length in zip(found.deals, found.lengths.tolist(), strict=True):
+        if deal is None:
             continue
-        revenue[j.deal.currency] += j.deal.amount
-        if j.path:
-            attributed.append(j)
-            continue
-        unattributed[j.deal.currency] += j.deal.amount
-        for m in MODELS:
-            cell = totals[(period_of(j.deal.closed_at, period), UNATTRIBUTED, j.deal.currency)][m]
-            cell[0] += 1.0
-            cell[1] += j.deal.amount
-    deals = [j.deal for j in attributed if j.deal is not None]
-    credits = credit_deals(deals, [j.path for j in attributed], parameters, per_model, by)
-    add_credits(totals, credits, deals, period, by, filters)
-    rows = [
+        revenue[deal.currency] += deal.amount
+        if length == 0:
+            unattributed[deal.currency] += deal.amount
+            for m in MODELS:
+                cell = totals[(period_of(deal.closed_at, period), UNATTRIBUTED, deal.currency)][m]
+                cell[0] += 1.0
+                cell[1] += deal.amount
+    deals = [d for d, length in zip(found.deals, found.lengths.tolist(), strict=True) if d is not None and length]
+    rows = deal_rows(found, view, by, effects)
+    add_credits(totals, credit_rows(deals, rows, parameters), deals, period, by, filters)
+    report_rows = [
         {
             "period": p,
             by: k,
@@ -123,18 +142,30 @@ def attribution_report(
     ]
     attributable = {c: revenue[c] - unattributed[c] for c in revenue}
     summary = {
-        "won_deals": len(won),
-        "attributed_deals": sum(1 for j in found if j.deal is not None and j.path),
-        "null_paths": sum(1 for j in found if j.deal is None),
+        "won_deals": sum(1 for d in found.deals if d is not None),
+        "attributed_deals": len(deals),
+        "null_paths": sum(1 for d in found.deals if d is None),
         "revenue": dict(revenue),
         "unattributed_revenue": dict(unattributed),
     }
-    return AttributionReport(rows, markov_rows(markov, by, attributable), summary)
+    return AttributionReport(report_rows, markov_rows(markov, by, attributable), summary)
 
 
-Totals = dict[
-    tuple[str, str, str], dict[str, list[Any]]
-]  # (period, campaign or channel, currency) -> model -> [deals, revenue]
+def deal_rows(found: JourneyRows, view: View, by: str, effects: dict[str, float]) -> DealRows:
+    """The touches of the won deals' journeys, numbered deal by deal, for `credit_rows`."""
+    t = view.touches
+    journey = np.repeat(np.arange(len(found.lengths), dtype=np.int64), found.lengths)
+    won = np.array([d is not None for d in found.deals], dtype=bool)
+    mine = won[journey]
+    rows = found.rows[mine]
+    deal = (np.cumsum(won & (found.lengths > 0)) - 1)[journey[mine]]
+    pairs = t.campaign[rows] * max(len(t.channels), 1) + t.channel[rows]
+    used, key = np.unique(pairs, return_inverse=True)
+    keys = [(t.campaigns[p // max(len(t.channels), 1)], t.channels[p % max(len(t.channels), 1)]) for p in used.tolist()]
+    states, names = (t.channel, t.channels) if by == "channel" else (t.campaign, t.campaigns)
+    return DealRows(
+        deal, t.at[rows], key.astype(np.int64), states[rows], keys, np.array([effects.get(n, 0.0) for n in names])
+    )
 
 
 def add_credits(

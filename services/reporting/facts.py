@@ -1,27 +1,42 @@
 """What reporting knows, as plain values loaded from its read models, and the views every report shares:
 each lead's touches (identities resolved, campaigns and channels resolved), periods and filters."""
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any
 
-from services.reporting.attribution import Touch
+import numpy as np
+import numpy.typing as npt
+
 from services.reporting.campaigns import Campaign, Cost, TouchCampaign, resolve_campaign, resolve_channel
 from services.reporting.identities import LeadIndex, index_leads
 
 STAGES = ("subscriber", "lead", "mql", "sal", "sql", "opportunity", "customer")
 PERIODS = ("day", "week", "month", "quarter", "year", "all")
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
-class StoredTouch(NamedTuple):
-    identity_key: str
-    at: datetime
-    type: str
-    channel: str | None
-    campaign: TouchCampaign
-    machine_generated: bool = False
+@dataclass(frozen=True)
+class TouchColumns:
+    """The stored touches column by column: a million touches are a few lists, not a million objects."""
+
+    identity_keys: Sequence[str] = ()
+    at: Sequence[float] = ()  # seconds since the epoch, UTC
+    types: Sequence[str] = ()
+    channels: Sequence[str | None] = ()
+    campaigns: Sequence[TouchCampaign] = ()
+    machine_generated: Sequence[bool] = ()
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[str, datetime, str, str | None, TouchCampaign, bool]]) -> "TouchColumns":
+        """From (identity key, time, type, channel, campaign, machine generated) rows."""
+        keys, at, types, channels, campaigns, machine = zip(*rows, strict=True) or ((),) * 6
+        return cls(keys, [t.timestamp() for t in at], types, channels, campaigns, machine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +79,7 @@ class AssignmentFact:
 
 @dataclass(frozen=True)
 class Facts:
-    touches: Sequence[StoredTouch] = ()
+    touches: TouchColumns = field(default_factory=TouchColumns)
     leads: Mapping[str, Lead] = field(default_factory=dict)
     created: Sequence[tuple[str, str]] = ()  # (lead id, identifier)
     merged: Sequence[tuple[str, str]] = ()  # (survivor, absorbed)
@@ -126,40 +141,105 @@ def period_of(at: datetime | date, period: str) -> str:
 
 
 @dataclass(frozen=True)
+class TouchTable:
+    """Every touch of a known lead, ordered by lead then time, as arrays of codes; the names they stand for."""
+
+    lead: Ints
+    at: Floats  # seconds since the epoch
+    type: Ints
+    campaign: Ints
+    channel: Ints
+    machine_generated: Bools
+    leads: list[str]  # lead code -> lead id, in order
+    types: list[str]
+    campaigns: list[str]
+    channels: list[str]
+    starts: Ints  # per lead code: its first row; `ends` one past its last
+    ends: Ints
+
+    def rows_of(self, lead_id: str) -> tuple[int, int]:
+        code = bisect.bisect_left(self.leads, lead_id)
+        if code < len(self.leads) and self.leads[code] == lead_id:
+            return int(self.starts[code]), int(self.ends[code])
+        return 0, 0
+
+    def source(self, lead_id: str) -> tuple[str, str]:
+        """A lead's source: the campaign and channel of its first touch."""
+        start, end = self.rows_of(lead_id)
+        if start == end:
+            return ("(none)", "(none)")
+        return self.campaigns[self.campaign[start]], self.channels[self.channel[start]]
+
+
+@dataclass(frozen=True)
 class View:
-    """The facts resolved: the lead of every touch and deal, each lead's touches in time order."""
+    """The facts resolved: the lead of every touch and deal, every lead's touches in time order."""
 
     index: LeadIndex
-    touches_by_lead: Mapping[str, Sequence[Touch]]
+    touches: TouchTable
     lead_of_deal: Mapping[str, str | None]
 
 
+def _numbered(values: Sequence[Any]) -> tuple[list[Any], Ints]:
+    """Each distinct value once (in first-seen order) and every value's number, in C loops."""
+    distinct = list(dict.fromkeys(values))
+    numbers = {v: i for i, v in enumerate(distinct)}
+    return distinct, np.fromiter(map(numbers.__getitem__, values), dtype=np.int64, count=len(values))
+
+
+def _ranked(names: Sequence[str]) -> tuple[list[str], Ints]:
+    """The names sorted, and where each of `names` went: codes that do not depend on arrival order."""
+    ordered = sorted(set(names))
+    rank = {name: i for i, name in enumerate(ordered)}
+    return ordered, np.array([rank[n] for n in names], dtype=np.int64)
+
+
 def resolve(facts: Facts) -> View:
+    """Every touch's lead, campaign and channel, in arrays; values repeat a lot, so each distinct one is
+    resolved once and the million touches are only numbered."""
     index = index_leads(facts.created, facts.merged, facts.linked)
+    t = facts.touches
     registry = {c.id: c for c in facts.campaigns}
-    resolved: dict[tuple[TouchCampaign, str | None, str], tuple[str, str]] = {}  # few distinct values, many touches
-    lead_of = index.by_identifier.get
-    touches_by_lead: dict[str, list[Touch]] = {}
-    make = tuple.__new__  # NamedTuple's own __new__ is Python code: a third of this loop's time
-    for identity_key, at, kind, channel, raw_campaign, machine in facts.touches:
-        lead = lead_of(identity_key)
-        if lead is None:
-            continue  # no lead event yet: counted once scoring tells which lead it is
-        key = (raw_campaign, channel, kind)
-        names = resolved.get(key)
-        if names is None:
-            campaign = resolve_campaign(raw_campaign, facts.campaigns)
-            names = resolved[key] = (campaign, resolve_channel(channel, kind, registry.get(campaign)))
-        touch = make(Touch, (at, kind, names[0], names[1], machine))
-        found = touches_by_lead.get(lead)
-        if found is None:
-            touches_by_lead[lead] = [touch]
-        else:
-            found.append(touch)
-    for touches in touches_by_lead.values():
-        touches.sort()  # by time first (a Touch is a tuple starting with `at`); no key function to call
+    identities, identity = _numbered(t.identity_keys)
+    raw_campaigns, raw_campaign = _numbered(t.campaigns)
+    raw_channels, raw_channel = _numbered(t.channels)
+    raw_types, raw_type = _numbered(t.types)
+    lead_names, lead_by_identity = _ranked([index.lead_of(k) or "" for k in identities])  # "": no lead event yet
+    combos, combo = np.unique(
+        (raw_campaign * len(raw_channels) + raw_channel) * len(raw_types) + raw_type, return_inverse=True
+    )
+    named = []
+    for c in combos.tolist():
+        rest, kind = divmod(c, len(raw_types))
+        campaign_of, channel_of = divmod(rest, len(raw_channels))
+        campaign_id = resolve_campaign(raw_campaigns[campaign_of], facts.campaigns)
+        named.append(
+            (campaign_id, resolve_channel(raw_channels[channel_of], raw_types[kind], registry.get(campaign_id)))
+        )
+    campaigns, campaign_by_combo = _ranked([n[0] for n in named])
+    channels, channel_by_combo = _ranked([n[1] for n in named])
+    types, type_by_raw = _ranked(raw_types)
+    lead = lead_by_identity[identity]
+    at = np.array(t.at, dtype=np.float64)
+    type_ = type_by_raw[raw_type]
+    campaign, channel = campaign_by_combo[combo], channel_by_combo[combo]
+    machine = np.array(t.machine_generated, dtype=bool)
+    # by lead, then time, then the rest: the same order whatever order the touches were stored in
+    ties = ((type_ * len(campaigns) + campaign) * len(channels) + channel) * 2 + machine
+    order = np.lexsort((ties, at, lead))
+    unresolved = lead_names[:1] == [""]  # "" sorts first: touches without a lead (yet) come first; left out
+    if unresolved:
+        order = order[lead[order] > 0]
+        lead, lead_names = lead - 1, lead_names[1:]
+    lead = lead[order]
+    codes = np.arange(len(lead_names))
+    table = TouchTable(
+        lead, at[order], type_[order], campaign[order], channel[order], machine[order],
+        lead_names, types, campaigns, channels,
+        np.searchsorted(lead, codes, side="left"), np.searchsorted(lead, codes, side="right"),
+    )  # fmt: skip
     lead_of_deal = {d.deal_id: deal_lead(d, index) for d in facts.deals}
-    return View(index, touches_by_lead, lead_of_deal)
+    return View(index, table, lead_of_deal)
 
 
 def deal_lead(deal: Deal, index: LeadIndex) -> str | None:
@@ -168,10 +248,3 @@ def deal_lead(deal: Deal, index: LeadIndex) -> str | None:
     if deal.contact_email:
         return index.lead_of(deal.contact_email.strip().lower())
     return None
-
-
-def source_of(touches: Sequence[Touch]) -> tuple[str, str]:
-    """A lead's source: the campaign and channel of its first touch."""
-    if not touches:
-        return ("(none)", "(none)")
-    return touches[0].campaign, touches[0].channel

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from services.reporting.facts import STAGES, Facts, Filters, View, period_of, source_of
+from services.reporting.facts import STAGES, Facts, Filters, View, period_of
 
 DIMENSIONS = ("period", "segment", "persona", "campaign", "channel")
 DAY_S = 86400.0
@@ -48,7 +48,7 @@ def funnel_report(
         lead = facts.leads.get(lead_id)
         if not filters.keeps_lead(lead):
             continue
-        campaign, channel = source_of(view.touches_by_lead.get(lead_id, ()))
+        campaign, channel = view.touches.source(lead_id)
         if (filters.campaign and campaign != filters.campaign) or (filters.channel and channel != filters.channel):
             continue
         entered = entries(lead_changes)

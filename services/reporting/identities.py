@@ -46,7 +46,32 @@ class LeadIndex:
 def index_leads(
     created: Iterable[tuple[str, str]], merged: Iterable[tuple[str, str]], linked: Iterable[tuple[str, str]]
 ) -> LeadIndex:
-    """`created`: (lead id, identifier), `merged`: (survivor, absorbed), `linked`: identifiers seen together."""
+    """`created`: (lead id, identifier), `merged`: (survivor, absorbed), `linked`: identifiers seen together.
+
+    Most identifiers belong to one lead that never merged: they are looked up directly, and only the
+    others (merged leads, linked identifiers, an identifier claimed by two leads) go through the graph.
+    """
+    created, merged, linked = list(created), list(merged), list(linked)
+    tangled = {lead for pair in merged for lead in pair}
+    linked_ids = {i for pair in linked for i in pair}
+    owner: dict[str, str] = {}
+    for lead_id, identifier in created:
+        if owner.setdefault(identifier, lead_id) != lead_id:
+            linked_ids.add(identifier)
+    plain = [(lead, i) for lead, i in created if lead not in tangled and i not in linked_ids]
+    tangled |= {lead for lead, i in created if i in linked_ids}
+    plain = [(lead, i) for lead, i in plain if lead not in tangled]
+    by_identifier = {i: lead for lead, i in plain}
+    by_lead = {lead: lead for lead, _ in plain}
+    graph = index_by_graph([(lead, i) for lead, i in created if lead in tangled or i in linked_ids], merged, linked)
+    by_identifier.update(graph.by_identifier)
+    by_lead.update(graph.by_lead)
+    return LeadIndex(by_identifier, by_lead)
+
+
+def index_by_graph(
+    created: Iterable[tuple[str, str]], merged: Iterable[tuple[str, str]], linked: Iterable[tuple[str, str]]
+) -> LeadIndex:
     components = _Components()
     absorbed: set[str] = set()
     for lead_id, identifier in created:

@@ -7,7 +7,6 @@ goes to `(null)` instead; effects are normalised to split the conversions and re
 solved exactly (a linear system), not simulated.
 """
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,47 +18,54 @@ Floats = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Journeys:
-    """Unique paths with how often each converted and how often it did not."""
+    """Journeys touch by touch: each touch's state (1-based; 0 is the start), each journey's length and outcome."""
 
-    states: tuple[str, ...]
-    paths: tuple[tuple[int, ...], ...]  # state indexes, 1-based (0 is the start)
-    conversions: Floats
-    nulls: Floats
+    names: tuple[str, ...]  # state code - 1 -> name
+    states: npt.NDArray[np.int64]
+    lengths: npt.NDArray[np.int64]  # every journey has at least one touch
+    conversions: Floats  # per journey: 1 when it led to a won deal
+    nulls: Floats  # per journey: 1 when it did not
+
+    @classmethod
+    def of(cls, names: Sequence[str], codes: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64],
+           converted: npt.NDArray[np.bool_]) -> "Journeys":  # fmt: skip
+        """From 0-based codes into `names`; names no touch uses are left out of the chain."""
+        used = np.unique(codes)
+        renumbered = np.zeros(len(names), dtype=np.int64)
+        renumbered[used] = np.arange(1, len(used) + 1)
+        conversions = converted.astype(np.float64)
+        return cls(tuple(names[i] for i in used), renumbered[codes], lengths, conversions, 1.0 - conversions)
 
 
-def aggregate(journeys: Sequence[tuple[Sequence[str], bool]]) -> Journeys:
-    counts: dict[tuple[str, ...], list[float]] = {}
-    for path, converted in journeys:
-        if path:
-            counts.setdefault(tuple(path), [0.0, 0.0])[0 if converted else 1] += 1
-    states = tuple(sorted({s for path in counts for s in path}))
-    index = {s: i + 1 for i, s in enumerate(states)}
-    paths = tuple(tuple(index[s] for s in path) for path in counts)
-    conversions = np.array([c for c, _ in counts.values()], dtype=np.float64)
-    nulls = np.array([n for _, n in counts.values()], dtype=np.float64)
-    return Journeys(states, paths, conversions, nulls)
+def flatten(journeys: Sequence[tuple[Sequence[str], bool]]) -> Journeys:
+    """Journeys from (states, converted) pairs; empty ones are left out."""
+    kept = [(path, converted) for path, converted in journeys if path]
+    names = sorted({s for path, _ in kept for s in path})
+    code = {name: i for i, name in enumerate(names)}
+    states = np.fromiter((code[s] for path, _ in kept for s in path), dtype=np.int64)
+    lengths = np.array([len(path) for path, _ in kept], dtype=np.int64)
+    return Journeys.of(names, states, lengths, np.array([c for _, c in kept], dtype=bool))
 
 
 @dataclass(frozen=True)
 class _Transitions:
-    """Transition entries of every unique path, so a resample only reweights them."""
+    """Every journey's transitions, so a resample only reweights them."""
 
-    path_of: npt.NDArray[np.int64]  # which unique path an inner transition belongs to
+    path_of: npt.NDArray[np.int64]  # which journey an inner transition belongs to
     cell: npt.NDArray[np.int64]  # from * width + to, for inner transitions (start and state to state)
-    last: npt.NDArray[np.int64]  # each path's last state
+    last: npt.NDArray[np.int64]  # each journey's last state
     width: int  # start + states + conversion + null
 
 
 def _transitions(journeys: Journeys) -> _Transitions:
-    width = len(journeys.states) + 3
-    lengths = np.fromiter((len(p) for p in journeys.paths), dtype=np.int64, count=len(journeys.paths))
-    states = np.fromiter(itertools.chain.from_iterable(journeys.paths), dtype=np.int64, count=int(lengths.sum()))
+    width = len(journeys.names) + 3
+    lengths = journeys.lengths
     starts = np.cumsum(lengths) - lengths
-    previous = np.roll(states, 1)
-    previous[starts] = 0  # every path begins at the start state
+    previous = np.roll(journeys.states, 1)
+    previous[starts] = 0  # every journey begins at the start state
     path_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    last = states[starts + lengths - 1]
-    return _Transitions(path_of, previous * width + states, last, width)
+    last = journeys.states[starts + lengths - 1]
+    return _Transitions(path_of, previous * width + journeys.states, last, width)
 
 
 def _counts(t: _Transitions, conversions: Floats, nulls: Floats) -> Floats:
@@ -128,28 +134,35 @@ def markov_attribution(
 ) -> MarkovResult:
     """Removal effects and shares of a first-order chain, with a Poisson-bootstrap range over journeys.
 
-    Each resample draws every journey Poisson(1) times (so a path seen n times is drawn Poisson(n) times)
-    and recomputes the shares; the range is the central `confidence` interval of those shares.
+    Each resample draws every journey Poisson(1) times and recomputes the shares; the range is the
+    central `confidence` interval of those shares.
     """
-    aggregated = aggregate(journeys)
-    if not aggregated.states:
+    return chain_attribution(flatten(journeys), resamples=resamples, confidence=confidence, seed=seed)
+
+
+def chain_attribution(
+    journeys: Journeys, *, resamples: int = 200, confidence: float = 0.9, seed: int = 0
+) -> MarkovResult:
+    """`markov_attribution` for journeys already in arrays."""
+    if not journeys.names:
         return MarkovResult((), 0.0, 0)
-    transitions = _transitions(aggregated)
-    effects = _removal_effects(_counts(transitions, aggregated.conversions, aggregated.nulls))
+    transitions = _transitions(journeys)
+    effects = _removal_effects(_counts(transitions, journeys.conversions, journeys.nulls))
     shares = _shares(effects)
     rng = np.random.default_rng(seed)
     samples = np.empty((resamples, len(shares)))
     for r in range(resamples):
-        conversions = rng.poisson(aggregated.conversions).astype(np.float64)
-        nulls = rng.poisson(aggregated.nulls).astype(np.float64)
-        samples[r] = _shares(_removal_effects(_counts(transitions, conversions, nulls)))
+        drawn = rng.poisson(1.0, len(journeys.lengths)).astype(np.float64)
+        samples[r] = _shares(
+            _removal_effects(_counts(transitions, drawn * journeys.conversions, drawn * journeys.nulls))
+        )
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail], axis=0) if resamples else (shares, shares)
     return MarkovResult(
         tuple(
             StateEffect(state, float(effects[i]), float(shares[i]), float(low[i]), float(high[i]))
-            for i, state in enumerate(aggregated.states)
+            for i, state in enumerate(journeys.names)
         ),
-        float(aggregated.conversions.sum()),
+        float(journeys.conversions.sum()),
         resamples,
     )

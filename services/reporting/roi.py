@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.reporting.campaigns import cost_in
-from services.reporting.facts import Facts, Filters, View, source_of
+from services.reporting.facts import Facts, Filters, View
 from services.reporting.funnel import entries
 
 
@@ -37,11 +37,11 @@ def roi_report(
     leads: dict[str, int] = defaultdict(int)
     mqls: dict[str, int] = defaultdict(int)
     source: dict[str, str] = {}
-    for lead_id, touches in view.touches_by_lead.items():
+    for lead_id in view.touches.leads:
         lead = facts.leads.get(lead_id)
         if lead is None or not filters.keeps_lead(lead):
             continue
-        campaign, channel = source_of(touches)
+        campaign, channel = view.touches.source(lead_id)
         key = campaign if by == "campaign" else channel
         source[lead_id] = key
         leads[key] += filters.in_range(lead.created_at)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     MetaData,
     Numeric,
@@ -26,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.campaigns import Campaign, CampaignType, Cost, TouchCampaign, UtmMapping
-from services.reporting.facts import AssignmentFact, Deal, Facts, Lead, StageChange, StoredTouch
+from services.reporting.facts import AssignmentFact, Deal, Facts, Lead, StageChange, TouchColumns
 from shared.db import BusTables
 
 metadata = MetaData(schema="reporting")
@@ -248,21 +249,27 @@ def _campaign(row: Any) -> Campaign:
 async def load_facts(session: AsyncSession) -> Facts:
     """Everything the reports are computed from (they are computed in memory, then cached per data version)."""
     created, merged, linked = await identity_graph(session)
-    touch_rows = await session.execute(
-        select(
-            touches.c.identity_key,
-            touches.c.occurred_at,
-            touches.c.type,
-            touches.c.channel,
-            touches.c.campaign_id,
-            touches.c.utm_source,
-            touches.c.utm_medium,
-            touches.c.utm_campaign,
-            touches.c.machine_generated,
+    touch_rows = (
+        await session.execute(
+            select(
+                touches.c.identity_key,
+                func.extract("epoch", touches.c.occurred_at).cast(Float),
+                touches.c.type,
+                touches.c.channel,
+                touches.c.campaign_id,
+                touches.c.utm_source,
+                touches.c.utm_medium,
+                touches.c.utm_campaign,
+                touches.c.machine_generated,
+            )
         )
+    ).all()
+    keys, at, types, channels, campaign_ids, sources, mediums, utm_campaigns, machine = (
+        list(column) for column in (zip(*touch_rows, strict=True) if touch_rows else [()] * 9)
     )
+    campaigns_seen = [TouchCampaign(*c) for c in zip(campaign_ids, sources, mediums, utm_campaigns, strict=True)]
     return Facts(
-        touches=[StoredTouch(r[0], r[1], r[2], r[3], TouchCampaign(r[4], r[5], r[6], r[7]), r[8]) for r in touch_rows],
+        touches=TouchColumns(keys, at, types, channels, campaigns_seen, machine),
         leads={
             r.lead_id: Lead(r.lead_id, r.created_at, r.persona, r.segment) for r in await session.execute(select(leads))
         },

@@ -73,5 +73,5 @@ def test_array_credits_match_the_reference_and_sum_exactly(
                     continue
                 share, revenue = theirs.get((d, c.campaign, c.channel), (0.0, Decimal(0)))
                 assert abs(share - c.share) < 1e-9
-                # one quantum for a tie going elsewhere; weights computed another way differ in the 16th digit
-                assert abs(revenue - c.revenue) <= batch.quanta[d] + deal.amount * Decimal("1e-14")
+                # one quantum for a tie going elsewhere; times as float seconds move time decay in the 12th digit
+                assert abs(revenue - c.revenue) <= batch.quanta[d] + deal.amount * Decimal("1e-11")

@@ -2,7 +2,10 @@
 
 import itertools
 
-from services.reporting.identities import index_leads
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.reporting.identities import index_by_graph, index_leads
 
 
 def test_an_anonymous_history_belongs_to_the_lead_it_merged_into() -> None:
@@ -35,3 +38,18 @@ def test_the_answer_does_not_depend_on_arrival_order() -> None:
         for m in itertools.permutations(merged)
     }
     assert answers == {(("a@x.io", "L1"), ("anon:2", "L1"), ("anon:3", "L1"))}
+
+
+leads = st.sampled_from([f"L{i}" for i in range(6)])
+identifiers = st.sampled_from(["a@x.io", "b@x.io", "anon:1", "anon:2", "anon:3", "user:9"])
+
+
+@given(
+    st.lists(st.tuples(leads, identifiers), max_size=10),
+    st.lists(st.tuples(leads, leads).filter(lambda p: p[0] != p[1]), max_size=3),
+    st.lists(st.tuples(identifiers, identifiers), max_size=4),
+)
+def test_the_direct_lookup_answers_as_the_whole_graph_would(
+    created: list[tuple[str, str]], merged: list[tuple[str, str]], linked: list[tuple[str, str]]
+) -> None:
+    assert index_leads(created, merged, linked) == index_by_graph(created, merged, linked)
