@@ -274,7 +274,7 @@ def run_benchmark(plan: Plan) -> Result:
             f"close (lookback 365 days), {journey_count:,} journeys with null paths",
             "reporting: identities resolved, journeys built, first/last/linear/U/W/time decay/Markov credits of all "
             "deals as array operations with exact-sum allocation, Markov solved exactly (linear system) + 100 "
-            "Poisson-bootstrap resamples",
+            "bootstrap resamples of the journeys",
             "ChannelAttribution 2.2.5: markov_model (order 1, its default 1e5 simulated walks, with value) + "
             "heuristic_models (first, last, linear) on the same journeys, one row per journey",
             f"largest removal-effect difference, ChannelAttribution's simulation vs the exact solution: {gap:.4f}",

@@ -132,10 +132,10 @@ def markov_attribution(
     confidence: float = 0.9,
     seed: int = 0,
 ) -> MarkovResult:
-    """Removal effects and shares of a first-order chain, with a Poisson-bootstrap range over journeys.
+    """Removal effects and shares of a first-order chain, with a bootstrap range over journeys.
 
-    Each resample draws every journey Poisson(1) times and recomputes the shares; the range is the
-    central `confidence` interval of those shares.
+    Each resample draws as many journeys as there are, with replacement, and recomputes the shares; the
+    range is the central `confidence` interval of those shares.
     """
     return chain_attribution(flatten(journeys), resamples=resamples, confidence=confidence, seed=seed)
 
@@ -150,9 +150,10 @@ def chain_attribution(
     effects = _removal_effects(_counts(transitions, journeys.conversions, journeys.nulls))
     shares = _shares(effects)
     rng = np.random.default_rng(seed)
+    count = len(journeys.lengths)
     samples = np.empty((resamples, len(shares)))
     for r in range(resamples):
-        drawn = rng.poisson(1.0, len(journeys.lengths)).astype(np.float64)
+        drawn = np.bincount(rng.integers(0, count, count), minlength=count).astype(np.float64)
         samples[r] = _shares(
             _removal_effects(_counts(transitions, drawn * journeys.conversions, drawn * journeys.nulls))
         )
