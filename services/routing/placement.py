@@ -7,7 +7,6 @@ a decision, its round-robin charge, its events and its webhook deliveries commit
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import store
 from services.routing.directory import Directory, charged, decide, lead_targets
-from services.routing.lifecycle import Assignment, Moved
+from services.routing.lifecycle import Assignment
 from services.routing.model import DOCUMENTS, RuleSet, Sla, Team
 from services.routing.roundrobin import Choice
 from services.routing.rules import LeadFacts
@@ -191,27 +190,22 @@ def row_of(a: Assignment) -> dict[str, Any]:
     }
 
 
-async def reassign(
-    session: AsyncSession, topic: str, breached: Moved, row: dict[str, Any], directory: Directory, at: datetime
-) -> dict[str, Any] | None:
-    """After a missed accept SLA: the next eligible rep (not the one who missed it) takes the lead.
-
-    The old rep's charge is credited back. None when nobody else can take it: the lead stays, escalated.
-    """
-    lead_row = await store.load_lead(session, row["lead_id"])
-    if lead_row is None:
-        return None
-    lead = facts_of(lead_row)
-    choice = await decide_under_locks(session, lead, directory, at, frozenset({row["rep_id"]}))
-    if choice.rep_id is None:
-        return None
-    await store.save_assignment(
-        session, row["id"], {**row_of(replace(breached.assignment, status="reassigned")), "updated_at": at}
-    )
-    if row["team_id"] and row["charge"]:
+async def hand_over(
+    session: AsyncSession,
+    topic: str,
+    row: dict[str, Any],
+    lead: LeadFacts,
+    choice: Choice,
+    directory: Directory,
+    at: datetime,
+    cause: str,
+) -> dict[str, Any]:
+    """Close the assignment as reassigned (its rep's turn credited back) and open the choice's; `reassigned`."""
+    await store.save_assignment(session, row["id"], {"status": "reassigned", "updated_at": at})
+    if row["team_id"] and row["rep_id"] and row["charge"]:
         await store.credit_back(session, row["team_id"], row["rep_id"], row["charge"])
-    cause = f"reassign:{row['id']}"
-    assignment = new_assignment(content_id(cause, "assignment", lead.lead_id), lead, choice, directory, at)
+    cause_id = f"reassign:{row['id']}"  # an assignment is handed over at most once: it closes
+    assignment = new_assignment(content_id(cause_id, "assignment", lead.lead_id), lead, choice, directory, at)
     await store.add_assignment(session, assignment)
     moved = LeadReassigned(
         lead_id=lead.lead_id,
@@ -219,7 +213,27 @@ async def reassign(
         rep_id=choice.rep_id,
         team_id=assignment["team_id"],
         from_rep_id=row["rep_id"],
-        cause="sla_breached",
+        cause=cause,
     )
-    await publish(session, topic, dict(directory.teams), cause, at, [moved])
+    await publish(session, topic, dict(directory.teams), cause_id, at, [moved])
     return assignment
+
+
+async def lead_facts(session: AsyncSession, row: dict[str, Any]) -> LeadFacts:
+    """The assigned lead as routing knows it now; only its id and score if it was erased meanwhile."""
+    lead_row = await store.load_lead(session, row["lead_id"])
+    return facts_of(lead_row) if lead_row else LeadFacts(lead_id=row["lead_id"], score=row["score"])
+
+
+async def reassign(
+    session: AsyncSession, topic: str, row: dict[str, Any], directory: Directory, at: datetime
+) -> dict[str, Any] | None:
+    """After a missed accept SLA: the next eligible rep (not the one who missed it) takes the lead.
+
+    None when nobody else can take it: the lead stays, escalated.
+    """
+    lead = await lead_facts(session, row)
+    choice = await decide_under_locks(session, lead, directory, at, frozenset({row["rep_id"]}))
+    if choice.rep_id is None:
+        return None
+    return await hand_over(session, topic, row, lead, choice, directory, at, "sla_breached")

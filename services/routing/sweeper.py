@@ -34,7 +34,7 @@ async def check_one(session: AsyncSession, topic: str, assignment_id: str, lead_
     await publish(session, topic, teams, f"breach:{row['id']}:{moved.event.sla}", now, [moved.event])
     team = teams.get(row["team_id"] or "")
     by_reassign = moved.event.sla == "accept" and (team is None or team.on_breach == "reassign")
-    if not by_reassign or await reassign(session, topic, moved, row, directory, now) is None:
+    if not by_reassign or await reassign(session, topic, row, directory, now) is None:
         await store.save_assignment(session, row["id"], {"escalated_to": team.manager_rep_id if team else None})
     return True
 

@@ -19,12 +19,14 @@ from services.routing import lifecycle, store
 from services.routing.auth import User, may_see
 from services.routing.brief import Brief, EngagedContact, brief
 from services.routing.lifecycle import Disposition, Moved, Refused
-from services.routing.model import RejectionReason
-from services.routing.placement import load_directory, publish, row_of, state_of
+from services.routing.model import Id, RejectionReason, Rep
+from services.routing.placement import hand_over, lead_facts, load_directory, publish, row_of, state_of
+from services.routing.roundrobin import Choice
 from services.routing.routes import current_user
 from services.routing.routes import state_of as app_state
+from services.routing.rules import Target
 from shared.events import TOUCH_ADAPTER
-from shared.web import Conflict, Invalid, NotFound
+from shared.web import Conflict, Forbidden, Invalid, NotFound
 
 router = APIRouter(prefix="/v1", tags=["sales"])
 AssignmentId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -209,6 +211,44 @@ async def disposition(
             raise _refused(exc) from None
         history = [*row["dispositions"], {"disposition": body.disposition, "note": body.note, "at": now.isoformat()}]
         return await _save_and_publish(request, session, moved, {"dispositions": history})
+
+
+class ReassignIn(BaseModel):
+    rep_id: Id
+
+
+async def target_rep(session: AsyncSession, user: User, rep_id: str) -> Rep:
+    rep = (await load_directory(session)).reps.get(rep_id)
+    if rep is None or not rep.active:
+        raise Invalid(f"no active rep {rep_id!r}", field="rep_id", rule="unknown-reference")
+    if user.role == "manager" and user.team_id not in rep.team_ids:
+        raise Invalid(f"rep {rep_id!r} is not in your team", field="rep_id", rule="team")
+    return rep
+
+
+@router.post(
+    "/assignments/{assignment_id}/reassign",
+    summary="Hand an open lead to another rep (managers: within their team; admins: anyone), e.g. from the open queue",
+)
+async def reassign_by_hand(
+    request: Request, assignment_id: AssignmentId, body: ReassignIn, user: User = Depends(current_user)
+) -> AssignmentOut:
+    now, topic = datetime.now(UTC), app_state(request).settings.topics.assignments
+    async with app_state(request).sessions.begin() as session:
+        found = await visible_assignment(session, user, assignment_id)
+        if user.role == "rep":
+            raise Forbidden("only managers and admins hand leads over", field="authorization", rule="role")
+        await store.lock_lead(session, found["lead_id"])  # lead before row, as placements and the SLA sweep lock
+        row = await visible_assignment(session, user, assignment_id, lock=True)
+        if row["status"] not in lifecycle.OPEN:
+            raise Conflict(f"only an open lead can be handed over; this one is {row['status']}", field="status")
+        rep = await target_rep(session, user, body.rep_id)
+        choice = Choice(Target(rule="manual", rep_id=rep.id), rep.id, 0.0, ())
+        lead, directory = await lead_facts(session, row), await load_directory(session)
+        handed = await hand_over(session, topic, row, lead, choice, directory, now, "manual")
+        stored = await store.load_assignment(session, handed["id"])
+    assert stored is not None, "the assignment was written in this transaction"
+    return _out(stored)
 
 
 @router.get("/rejection-reasons", summary="The managed list of rejection reasons")

@@ -238,3 +238,34 @@ async def test_an_unused_document_can_be_deleted_once(routing: httpx.AsyncClient
     assert (await routing.delete(f"/v1/admin/territories/{territory}", headers=ADMIN)).status_code == 204
     assert (await routing.get(f"/v1/admin/territories/{territory}", headers=ADMIN)).status_code == 404
     assert (await routing.delete(f"/v1/admin/territories/{territory}", headers=ADMIN)).status_code == 404
+
+
+async def test_a_lead_in_the_open_queue_is_handed_to_a_rep_by_an_admin_and_managers_stay_in_their_team(
+    routing: httpx.AsyncClient, leads: Leads, engine: AsyncEngine, tail: Tail
+) -> None:
+    team, other = await make_team(routing, 2), await make_team(routing, 1)
+    response = await routing.put("/v1/admin/rules", json={"rules": []}, headers=ADMIN)
+    assert response.status_code == 201
+    lead_id = unique("lead")
+    await leads.mql(lead_id)
+    queued = (await wait_assigned(engine, [lead_id]))[lead_id]
+    assert (queued["status"], queued["rep_id"]) == ("queued", None)
+    rep = await token_for(routing, "rep", rep_id=team.reps[0])
+    manager = await token_for(routing, "manager", team_id=team.id)
+    path = f"/v1/assignments/{queued['id']}/reassign"
+    assert (await routing.post(path, json={"rep_id": team.reps[0]}, headers=manager)).status_code == 404
+    handed = await routing.post(path, json={"rep_id": team.reps[0]}, headers=ADMIN)
+    assert handed.status_code == 200, handed.text
+    mine = handed.json()
+    assert (mine["rep_id"], mine["status"], mine["rule"]) == (team.reps[0], "assigned", "manual")
+    assert [a["id"] for a in (await routing.get("/v1/queue", headers=rep)).json()["assignments"]] == [mine["id"]]
+    moved = await wait_for_events(tail, lead_id, "leadflow.assignment.reassigned.v1")
+    assert (moved[0]["cause"], moved[0]["rep_id"]) == ("manual", team.reps[0])
+    again = f"/v1/assignments/{mine['id']}/reassign"
+    assert (await routing.post(again, json={"rep_id": team.reps[1]}, headers=rep)).status_code == 403
+    outside = await routing.post(again, json={"rep_id": other.reps[0]}, headers=manager)
+    assert (outside.status_code, outside.json()["errors"][0]["field"]) == (422, "rep_id")
+    inside = await routing.post(again, json={"rep_id": team.reps[1]}, headers=manager)
+    assert inside.json()["rep_id"] == team.reps[1]
+    closed = await routing.post(path, json={"rep_id": team.reps[1]}, headers=ADMIN)
+    assert closed.status_code == 409
