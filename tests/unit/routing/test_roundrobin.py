@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from services.routing.directory import charged, decide
 from services.routing.model import Rule, Team
-from services.routing.roundrobin import Candidate, charge_for, initial_load, pick_rep
+from services.routing.roundrobin import Candidate, charge_for, initial_load, pick_rep, skip_reason
 from services.routing.rules import LeadFacts, Target
 from tests.unit.routing.builders import T0, make_directory, make_rep
 
@@ -70,3 +70,34 @@ def test_an_excluded_rep_is_skipped_with_the_reason() -> None:
     rep, seen = pick_rep(TEAM, [Candidate("a"), Candidate("b", load=5)], frozenset({"a"}))
     assert rep == "b"
     assert seen[0].skipped == "excluded"
+
+
+candidates = st.lists(
+    st.builds(
+        Candidate,
+        rep_id=st.sampled_from(["a", "b", "c", "d", "e"]),
+        weight=st.floats(0.1, 10),
+        load=st.floats(0, 100),
+        open_leads=st.integers(0, 5),
+        capacity=st.integers(0, 5),
+        away=st.booleans(),
+        active=st.booleans(),
+    ),
+    max_size=5,
+    unique_by=lambda c: c.rep_id,
+)
+
+
+@given(candidates, st.frozensets(st.sampled_from(["a", "b", "c"])))
+def test_the_pick_is_never_a_skipped_rep_and_always_the_least_loaded_eligible_one(
+    team: list[Candidate], excluded: frozenset[str]
+) -> None:
+    rep_id, considered = pick_rep(TEAM, team, excluded)
+    eligible = [c for c in team if skip_reason(c, excluded) is None]
+    assert [c.rep_id for c in considered] == [c.rep_id for c in team] or not team
+    if not eligible:
+        assert rep_id is None
+        return
+    chosen = next(c for c in team if c.rep_id == rep_id)
+    assert skip_reason(chosen, excluded) is None
+    assert chosen.load / chosen.weight == min(c.load / c.weight for c in eligible)
