@@ -51,7 +51,9 @@ def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters)
     """
     t = view.touches
     deals: list[WonDeal | None] = []
-    spans: list[tuple[int, int, float]] = []  # first row, end row, until
+    first_rows: list[int] = []
+    end_rows: list[int] = []
+    closes: list[float] = []
     converted: set[str] = set()
     for deal in facts.deals:
         if deal.won_at is None or not filters.in_range(deal.won_at):
@@ -62,18 +64,23 @@ def journeys(facts: Facts, view: View, parameters: Parameters, filters: Filters)
             continue
         created = lead.created_at if lead else None
         deals.append(WonDeal(deal.deal_id, deal.amount, deal.currency, deal.won_at, created, deal.created_at))
-        spans.append((*(t.rows_of(lead_id) if lead_id else (0, 0)), deal.won_at.timestamp()))
+        first_row, end_row = t.rows_of(lead_id) if lead_id else (0, 0)
+        first_rows.append(first_row)
+        end_rows.append(end_row)
+        closes.append(deal.won_at.timestamp())
         if lead_id:
             converted.add(lead_id)
     won = len(deals)
     range_end = filters.end()
     end = range_end.timestamp() if range_end else float(t.at.max()) if len(t.at) else 0.0
-    for code, lead_id in enumerate(t.leads):
-        if lead_id not in converted and filters.keeps_lead(facts.leads.get(lead_id)):
-            deals.append(None)
-            spans.append((int(t.starts[code]), int(t.ends[code]), end))
-    starts, ends, until = (np.array(column) for column in zip(*spans, strict=True)) if spans else ([np.zeros(0)] * 3)
-    rows, journey = _expand(starts.astype(np.int64), ends.astype(np.int64))
+    open_leads = np.array([lead_id not in converted for lead_id in t.leads], dtype=bool)
+    if filters.segment is not None or filters.persona is not None:
+        open_leads &= np.array([filters.keeps_lead(facts.leads.get(lead_id)) for lead_id in t.leads], dtype=bool)
+    deals += [None] * int(open_leads.sum())
+    starts = np.concatenate([np.array(first_rows, dtype=np.int64), t.starts[open_leads]])
+    ends = np.concatenate([np.array(end_rows, dtype=np.int64), t.ends[open_leads]])
+    until = np.concatenate([np.array(closes, dtype=np.float64), np.full(int(open_leads.sum()), end)])
+    rows, journey = _expand(starts, ends)
     counted = np.array([parameters.counts_type(name) for name in t.types] or [False], dtype=bool)
     at = t.at[rows]
     keep = (at <= until[journey]) & (at > until[journey] - parameters.lookback.total_seconds()) & counted[t.type[rows]]
