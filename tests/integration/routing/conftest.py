@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import store
@@ -75,6 +75,7 @@ class Leads:
 
     settings: RoutingSettings
     publisher: Publisher
+    sent: int = 0  # records on the module's leads topic
 
     async def send(self, data: LeadData, *, event_id: str | None = None, at: datetime | None = None) -> CloudEvent[Any]:
         event_type: str = getattr(data, "type")  # noqa: B009
@@ -87,6 +88,7 @@ class Leads:
             data=data,
         )
         await self.publisher.publish([(self.settings.topics.leads, event)])
+        self.sent += 1
         return event
 
     async def touch(self, data: TouchData, *, at: datetime | None = None) -> CloudEvent[Any]:
@@ -198,3 +200,17 @@ async def wait_assigned(engine: AsyncEngine, lead_ids: list[str], timeout_s: flo
 
     await wait_until(check, timeout_s=timeout_s, what=f"assignments of {len(lead_ids)} leads")
     return {i: next(r for r in found[i] if r["status"] in ("queued", "assigned", "accepted")) for i in lead_ids}
+
+
+async def wait_caught_up(engine: AsyncEngine, leads: Leads) -> None:
+    """The module's routing app has applied every lead event sent so far (its stored offsets say so)."""
+    t = store.TABLES.offsets
+    applied = select(func.coalesce(func.sum(t.c.offset + 1), 0)).where(
+        t.c.group_id == leads.settings.consumer_group, t.c.topic == leads.settings.topics.leads
+    )
+
+    async def done() -> bool:
+        async with engine.connect() as conn:
+            return int((await conn.execute(applied)).scalar_one()) >= leads.sent
+
+    await wait_until(done, timeout_s=30, what="every lead event applied")
