@@ -107,11 +107,11 @@ def _delete_route(kind: Kind) -> Callable[..., Awaitable[Response]]:
 
 
 for _kind, _model in DOCUMENTS.items():
-    _name = _kind.replace("_", " ")
-    router.add_api_route(f"/{_kind}", _list_route(_kind), methods=["GET"], summary=f"Every one of the {_name}")
-    router.add_api_route(f"/{_kind}/{{document_id}}", _get_route(_kind), methods=["GET"], summary=f"One of the {_name}")
+    _name, _path = _kind.replace("_", " "), "/" + _kind.replace("_", "-")
+    router.add_api_route(_path, _list_route(_kind), methods=["GET"], summary=f"Every one of the {_name}")
+    router.add_api_route(f"{_path}/{{document_id}}", _get_route(_kind), methods=["GET"], summary=f"One of the {_name}")
     router.add_api_route(
-        f"/{_kind}/{{document_id}}",
+        f"{_path}/{{document_id}}",
         _put_route(_kind, _model),
         methods=["PUT"],
         summary=f"Create or replace one of the {_name} (validated; ids it names must exist)",
@@ -119,7 +119,7 @@ for _kind, _model in DOCUMENTS.items():
         responses={201: {"description": "Created"}, 200: {"description": "Replaced"}},
     )
     router.add_api_route(
-        f"/{_kind}/{{document_id}}",
+        f"{_path}/{{document_id}}",
         _delete_route(_kind),
         methods=["DELETE"],
         status_code=204,

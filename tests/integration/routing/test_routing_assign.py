@@ -47,7 +47,7 @@ async def test_a_target_account_lead_goes_to_its_owner_whatever_the_rules(
     account = f"{unique('acme')}.com"
     await put(
         routing,
-        f"/v1/admin/account_lists/{unique('top10')}",
+        f"/v1/admin/account-lists/{unique('top10')}",
         {"name": "Top 10", "accounts": [{"account": account, "owner_rep_id": owner.reps[0]}]},
     )
     await route_all_to(routing, team)

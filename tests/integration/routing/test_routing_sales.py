@@ -60,7 +60,7 @@ async def test_accept_reject_and_dispositions_publish_events_and_rejection_credi
     team = await make_team(routing, 2)
     await route_all_to(routing, team)
     reason = unique("student")
-    response = await routing.put(f"/v1/admin/rejection_reasons/{reason}", json={"label": "Student"}, headers=ADMIN)
+    response = await routing.put(f"/v1/admin/rejection-reasons/{reason}", json={"label": "Student"}, headers=ADMIN)
     assert response.status_code == 201
     first, second = unique("lead"), unique("lead")
     await leads.mql(first)
@@ -204,7 +204,7 @@ async def test_an_erased_lead_leaves_no_personal_data_behind(
     team = await make_team(routing, 1)
     await route_all_to(routing, team)
     reason = unique("other")
-    await routing.put(f"/v1/admin/rejection_reasons/{reason}", json={"label": "Other"}, headers=ADMIN)
+    await routing.put(f"/v1/admin/rejection-reasons/{reason}", json={"label": "Other"}, headers=ADMIN)
     email = f"{unique('eve')}@example.com"
     lead_id = unique("lead")
     await leads.touch(EmailOpened(identity=Identity(email=email)))
