@@ -42,7 +42,6 @@ from tests.conftest import Stack
 from tests.e2e.counting import read_until, unique, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-PEOPLE = 400  # about 3,000 touches, with merges
 
 
 @dataclass
@@ -147,10 +146,13 @@ async def alive_and_finished(run: Run, process: subprocess.Popen[bytes], records
     return await run.finished(records)
 
 
-async def kill_mid_backlog(run: Run, records: int, rng: random.Random) -> None:
-    """Start scoring and SIGKILL it once it has applied a random number more records, before the end."""
+async def kill_mid_backlog(run: Run, records: int, kills_left: int, rng: random.Random) -> bool:
+    """Start scoring and SIGKILL it once it has applied a random share of what is left (split among the kills
+    still to come); False when the backlog was already done, so there was nothing to interrupt."""
     before = await run.applied()
-    target = before + rng.randrange(1, max(2, (records - before) // 2))
+    if records - before < 2:
+        return False
+    target = before + rng.randrange(1, max(2, (records - before) // (kills_left + 1)))
     process, _ = run.start()
     try:
 
@@ -164,6 +166,7 @@ async def kill_mid_backlog(run: Run, records: int, rng: random.Random) -> None:
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+    return True
 
 
 STATE_QUERIES = {
@@ -221,30 +224,33 @@ def phases(events: list[CloudEvent[Any]]) -> list[list[CloudEvent[Any]]]:
     return [anonymous, [e for e in events if not (e.subject or "").startswith("anon:")]]
 
 
-async def work_through(run: Run, kills_per_phase: list[int], rng: random.Random) -> None:
-    published = 0
-    for phase, kills in zip(phases(backlog(PEOPLE)), kills_per_phase, strict=True):
+async def work_through(run: Run, people: int, kills_per_phase: list[int], rng: random.Random) -> int:
+    """Publish and apply each phase, killing scoring mid-way as often as asked; the kills that landed."""
+    published = landed = 0
+    for phase, kills in zip(phases(backlog(people)), kills_per_phase, strict=True):
         await publish(run.stack, run.topics.touches, phase)
         published += len(phase)
-        for _ in range(kills):
-            await kill_mid_backlog(run, published, rng)
+        for n in range(kills):
+            landed += await kill_mid_backlog(run, published, kills - n, rng)
         await run_to_the_end(run, published)
+    return landed
 
 
-async def check_kills(runs: tuple[Run, Run], kills_per_phase: list[int], seed: int) -> None:
+async def check_kills(runs: tuple[Run, Run], people: int, kills_per_phase: list[int], seed: int) -> None:
     straight, killed = runs
     rng = random.Random(seed)
-    await work_through(straight, [0, 0], rng)
-    await work_through(killed, kills_per_phase, rng)
+    await work_through(straight, people, [0, 0], rng)
+    landed = await work_through(killed, people, kills_per_phase, rng)
+    assert landed == sum(kills_per_phase), "every kill landed mid-backlog"
     await assert_same_end(straight, killed)
 
 
 async def test_scoring_killed_three_times_mid_backlog_ends_as_an_uninterrupted_run(runs: tuple[Run, Run]) -> None:
-    await check_kills(runs, kills_per_phase=[1, 2], seed=3)
+    await check_kills(runs, people=400, kills_per_phase=[1, 2], seed=3)
 
 
 @pytest.mark.soak
 async def test_scoring_killed_thirty_times_mid_backlog_ends_as_an_uninterrupted_run(
     runs: tuple[Run, Run],
 ) -> None:
-    await check_kills(runs, kills_per_phase=[10, 20], seed=30)
+    await check_kills(runs, people=1500, kills_per_phase=[10, 20], seed=30)
