@@ -301,8 +301,9 @@ def run_benchmark(plan: Plan) -> Result:
         ),
     ]
     notes = [
-        f"backlog: {len(events):,} touches of {PEOPLE:,} journeys (2-3 anonymous visits, a form fill merging them "
-        "into an email lead, 1-3 opens, a click), 6 partitions; scoring starts after all are published, new group",
+        f"backlog: {len(events):,} touches of {PEOPLE:,} journeys (2-3 anonymous visits, a form fill that names "
+        "the visitor, 1-3 opens, a click; every fourth person also a second device and a login there, a merge), "
+        "6 partitions; scoring starts after all are published, new group",
         "baselines: a raw aiokafka loop reading and decoding (`from_record`) the same records; asyncpg "
         "`copy_records_to_table` of the same touches into a table like `scoring.touches` (best of "
         f"{plan.rounds})",
