@@ -1,7 +1,6 @@
 """The reporting app: the consumer of all four topics as a lifespan task, registry, report and dashboard routes."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,8 +11,7 @@ from services.reporting import store
 from services.reporting.config import ReportingSettings
 from services.reporting.consumer import handler
 from services.reporting.routes import ReportCache, ReportingState, dashboard, registry, reports, state_of
-from shared import db
-from shared.bus import Publisher
+from shared import db, service
 from shared.consumer import Progress, consume
 from shared.web import create_base_app, database_and_broker, install_operational_routes
 
@@ -26,32 +24,24 @@ JSON or CSV (`format=`) with tidy columns, filters and cursor pagination; `/dash
 def create_app(settings: ReportingSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        engine = db.create_engine(settings.database_url)
-        publisher = Publisher(settings)  # carries dead letters only: reporting publishes no events
-        await publisher.start()
-        state = ReportingState(
-            settings, engine, db.sessionmaker(engine), publisher, Progress(settings.consumer_group), ReportCache()
-        )
-        topics = settings.topics
-        consuming = consume(
-            settings,
-            state.sessions,
-            store.TABLES,
-            publisher,
-            handler(),
-            group=settings.consumer_group,
-            topics=[topics.touches, topics.deals, topics.leads, topics.assignments],
-            progress=state.progress,
-        )
-        task = asyncio.create_task(consuming, name="consume")
-        try:
-            yield {"reporting": state}
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            await publisher.stop()
-            await engine.dispose()
+        # The publisher carries dead letters only: reporting publishes no events.
+        async with service.connections(settings) as (engine, publisher):
+            state = ReportingState(
+                settings, engine, db.sessionmaker(engine), publisher, Progress(settings.consumer_group), ReportCache()
+            )
+            topics = settings.topics
+            consuming = consume(
+                settings,
+                state.sessions,
+                store.TABLES,
+                publisher,
+                handler(),
+                group=settings.consumer_group,
+                topics=[topics.touches, topics.deals, topics.leads, topics.assignments],
+                progress=state.progress,
+            )
+            async with service.background([asyncio.create_task(consuming, name="consume")]):
+                yield {"reporting": state}
 
     app = create_base_app("reporting", description=DESCRIPTION, lifespan=lifespan)
     install_operational_routes(app, lambda request: database_and_broker(state_of(request)))

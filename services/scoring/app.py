@@ -1,7 +1,6 @@
 """The scoring app: the touches consumer and the outbox relay as lifespan tasks, lead and model routes."""
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,8 +25,7 @@ from services.scoring.consumer import (
 from services.scoring.lead import moved, recycled
 from services.scoring.lifecycle import Stage
 from services.scoring.routes import ScoringState, accounts, backtest, icp, leads, model, outcomes, state_of
-from shared import db, outbox
-from shared.bus import Publisher
+from shared import db, outbox, service
 from shared.consumer import Progress, consume, retry_transient
 from shared.web import create_base_app, database_and_broker, install_operational_routes
 
@@ -123,22 +121,11 @@ def background(state: ScoringState) -> list[asyncio.Task[None]]:
 def create_app(settings: ScoringSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        engine = db.create_engine(settings.database_url)
-        publisher = Publisher(settings)
-        await publisher.start()
-        progress = Progress(settings.consumer_group)
-        state = ScoringState(settings, engine, db.sessionmaker(engine), publisher, progress, Models())
-        tasks = background(state)
-        try:
-            yield {"scoring": state}
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await publisher.stop()
-            await engine.dispose()
+        async with service.connections(settings) as (engine, publisher):
+            progress = Progress(settings.consumer_group)
+            state = ScoringState(settings, engine, db.sessionmaker(engine), publisher, progress, Models())
+            async with service.background(background(state)):
+                yield {"scoring": state}
 
     app = create_base_app("scoring", description=DESCRIPTION, lifespan=lifespan)
 
