@@ -11,15 +11,12 @@ it (`python -m services.ingest`, settings from LEADFLOW_* variables), and two ba
 The load generator is a third process (bench/load.py), closed-loop with a fixed concurrency.
 """
 
-import asyncio
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +26,12 @@ import httpx
 
 from bench.plan import Plan, say
 from bench.report import Figure, Result
+from bench.stack import ROOT, Stack, embedded
 from services.ingest.sources.native import MAX_BATCH
-from shared import migrations
-from shared.bus import ensure_topics
 from shared.cli import stop_processes, wait_ready
 from shared.config import LeadflowSettings
-from shared.stack import free_port, start_broker, start_postgres
+from shared.stack import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 SINGLE_CONCURRENCY = 16
 BATCH_CONCURRENCY = 4
 Run = dict[str, Any]
@@ -61,19 +56,6 @@ class Services:
     write_key: str
 
 
-def spawn(module: str, env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    with open(log_file, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
 def create_api_source(port: int, admin_token: str) -> str:
     """An api source with the highest rate limit the admin API allows, so the bench is never throttled."""
     response = httpx.post(
@@ -89,53 +71,30 @@ def create_api_source(port: int, admin_token: str) -> str:
 
 @contextlib.contextmanager
 def services() -> Iterator[Services]:
-    """Embedded PostgreSQL and broker, migrated and with topics; ingest and the bare app running."""
-    folder = Path(tempfile.mkdtemp(prefix="lfb", dir="/tmp"))  # short: the socket path must fit
-    with contextlib.ExitStack() as cleanup:  # unwinds in reverse: processes, broker, PostgreSQL, folder
-        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-        say(f"starting embedded PostgreSQL and broker in {folder}")
-        pg = start_postgres(folder / "pg")
-        cleanup.callback(pg.stop)
-        broker = start_broker(free_port(), folder / "broker.log")
-        cleanup.callback(broker.stop)
-        settings = LeadflowSettings(database_url=pg.url, kafka_bootstrap=broker.bootstrap)
-        asyncio.run(ensure_topics(broker.bootstrap, settings.topics.all(), settings.topic_partitions))
-        migrations.upgrade("ingest", pg.url)
+    """The embedded stack, migrated and with topics; ingest and the bare app running."""
+    with embedded(["ingest"]) as stack, contextlib.ExitStack() as cleanup:
         processes: dict[str, subprocess.Popen[bytes]] = {}
         cleanup.callback(stop_processes, processes)
-        try:
-            yield start_services(folder, settings, processes)
-        except BaseException:
-            show_logs(folder)
-            raise
+        yield start_services(stack, processes)
 
 
-def start_services(folder: Path, settings: LeadflowSettings, processes: dict[str, subprocess.Popen[bytes]]) -> Services:
+def start_services(stack: Stack, processes: dict[str, subprocess.Popen[bytes]]) -> Services:
     admin_token = secrets.token_urlsafe(24)
     ingest_port, bare_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env |= {
-        "LEADFLOW_DATABASE_URL": settings.database_url,
-        "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "LEADFLOW_ADMIN_TOKEN": admin_token,
-        "LEADFLOW_SECRET_KEY": secrets.token_urlsafe(32),
-        "LEADFLOW_INGEST_HOST": "127.0.0.1",
-        "LEADFLOW_INGEST_PORT": str(ingest_port),
-        "LEADFLOW_INGEST_PUBLIC_URL": f"http://127.0.0.1:{ingest_port}",
-    }
+    env = stack.env(
+        LEADFLOW_ADMIN_TOKEN=admin_token,
+        LEADFLOW_SECRET_KEY=secrets.token_urlsafe(32),
+        LEADFLOW_INGEST_HOST="127.0.0.1",
+        LEADFLOW_INGEST_PORT=str(ingest_port),
+        LEADFLOW_INGEST_PUBLIC_URL=f"http://127.0.0.1:{ingest_port}",
+    )
     say("starting ingest (python -m services.ingest) and the bare FastAPI baseline")
-    processes["ingest"] = spawn("services.ingest", env, folder / "ingest.log")
-    processes["bare"] = spawn("bench.bare", {**env, "BENCH_PORT": str(bare_port)}, folder / "bare.log")
+    processes["ingest"] = stack.spawn("services.ingest", env, "ingest")
+    processes["bare"] = stack.spawn("bench.bare", {**env, "BENCH_PORT": str(bare_port)}, "bare")
     wait_ready("ingest", ingest_port, processes["ingest"])
     wait_ready("bare", bare_port, processes["bare"])
     key = create_api_source(ingest_port, admin_token)
-    return Services(folder, settings, processes, ingest_port, bare_port, key)
-
-
-def show_logs(folder: Path, lines: int = 20) -> None:
-    for log_file in sorted(folder.glob("*.log")):
-        tail = log_file.read_text(errors="replace").splitlines()[-lines:]
-        say(f"last lines of {log_file.name}:\n  " + "\n  ".join(tail))
+    return Services(stack.folder, stack.settings, processes, ingest_port, bare_port, key)
 
 
 @contextlib.contextmanager

@@ -14,17 +14,13 @@ latency with that data in the reporting schema.
 import asyncio
 import contextlib
 import gc
-import os
 import random
 import secrets
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,19 +29,16 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.ingest import spawn
 from bench.plan import Plan, say
 from bench.report import Figure, Result
+from bench.stack import embedded
 from services.reporting.attribution import Parameters
 from services.reporting.campaigns import TouchCampaign
 from services.reporting.credits import attribution_report, journeys
 from services.reporting.facts import Deal, Facts, Filters, Lead, StageChange, TouchColumns, resolve
 from services.reporting.routes import collector_paused
-from shared import migrations
-from shared.bus import ensure_topics
 from shared.cli import stop_processes, wait_ready
-from shared.config import LeadflowSettings
-from shared.stack import free_port, start_broker, start_postgres
+from shared.stack import free_port
 
 TOUCHES = 1_000_000
 WON = 20_000
@@ -189,27 +182,12 @@ async def copy_into(url: str, facts: Facts) -> None:
 
 @contextlib.contextmanager
 def reporting_service(facts: Facts) -> Iterator[int]:
-    folder = Path(tempfile.mkdtemp(prefix="lfr", dir="/tmp"))  # short: the socket path must fit
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-        pg = start_postgres(folder / "pg")
-        cleanup.callback(pg.stop)
-        broker = start_broker(free_port(), folder / "broker.log")
-        cleanup.callback(broker.stop)
-        settings = LeadflowSettings(database_url=pg.url, kafka_bootstrap=broker.bootstrap)
-        asyncio.run(ensure_topics(broker.bootstrap, settings.topics.all(), settings.topic_partitions))
-        migrations.upgrade("reporting", pg.url)
+    with embedded(["reporting"]) as stack, contextlib.ExitStack() as cleanup:
         say("copying the facts into the reporting schema")
-        asyncio.run(copy_into(pg.url, facts))
+        asyncio.run(copy_into(stack.settings.database_url, facts))
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-        env |= {
-            "LEADFLOW_DATABASE_URL": pg.url,
-            "LEADFLOW_KAFKA_BOOTSTRAP": broker.bootstrap,
-            "LEADFLOW_ADMIN_TOKEN": secrets.token_urlsafe(24),
-            "LEADFLOW_REPORTING_PORT": str(port),
-        }
-        processes = {"reporting": spawn("services.reporting", env, folder / "reporting.log")}
+        env = stack.env(LEADFLOW_ADMIN_TOKEN=secrets.token_urlsafe(24), LEADFLOW_REPORTING_PORT=str(port))
+        processes = {"reporting": stack.spawn("services.reporting", env, "reporting")}
         cleanup.callback(stop_processes, processes)
         wait_ready("reporting", port, processes["reporting"], timeout_s=120)
         yield port

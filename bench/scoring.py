@@ -15,27 +15,21 @@ for the touch itself to reach a consumer of the touches topic (one hop, the floo
 
 import asyncio
 import contextlib
-import os
 import random
 import secrets
-import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.ingest import Target, profiled, show_logs, spawn
+from bench.ingest import Target, profiled
 from bench.plan import Plan, say
 from bench.report import Figure, Result
-from shared import migrations
-from shared.bus import Publisher, ensure_topics
+from bench.stack import Stack, embedded
+from shared.bus import Publisher
 from shared.cli import stop_processes, wait_ready
 from shared.config import LeadflowSettings
 from shared.events import (
@@ -51,41 +45,13 @@ from shared.events import (
     from_record,
     to_record,
 )
-from shared.stack import free_port, start_broker, start_postgres
+from shared.stack import free_port
 
 PEOPLE = 6_000  # about 6 touches each
 STEADY_RATE_PER_S = 100.0
 TITLES = ["Software Engineer", "VP Engineering", "CTO", "Procurement Manager", "Data Analyst", "Head of IT"]
 INDUSTRIES = ["software", "finance", "retail", "manufacturing", "healthcare"]
 PAGES = ["/", "/pricing", "/docs/start", "/blog/lead-scoring", "/customers", "/careers"]
-
-
-@dataclass
-class Stack:
-    folder: Path
-    settings: LeadflowSettings
-    pg_url: str
-    pg_dsn: str
-
-
-@contextlib.contextmanager
-def embedded_stack() -> Iterator[Stack]:
-    folder = Path(tempfile.mkdtemp(prefix="lfs", dir="/tmp"))  # short: the socket path must fit
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-        say(f"starting embedded PostgreSQL and broker in {folder}")
-        pg = start_postgres(folder / "pg")
-        cleanup.callback(pg.stop)
-        broker = start_broker(free_port(), folder / "broker.log")
-        cleanup.callback(broker.stop)
-        settings = LeadflowSettings(database_url=pg.url, kafka_bootstrap=broker.bootstrap)
-        asyncio.run(ensure_topics(broker.bootstrap, settings.topics.all(), settings.topic_partitions))
-        migrations.upgrade("scoring", pg.url)
-        try:
-            yield Stack(folder, settings, pg.url, pg.url.replace("postgresql+asyncpg://", "postgresql://"))
-        except BaseException:
-            show_logs(folder)
-            raise
 
 
 def journey(person: int, start: datetime, rng: random.Random) -> list[TouchData]:
@@ -210,16 +176,13 @@ async def scoring_rate(dsn: str, group: str, topic: str, expected: int) -> tuple
 
 def start_scoring(s: Stack, group: str) -> tuple[Any, int]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env |= {
-        "LEADFLOW_DATABASE_URL": s.pg_url,
-        "LEADFLOW_KAFKA_BOOTSTRAP": s.settings.kafka_bootstrap,
-        "LEADFLOW_ADMIN_TOKEN": secrets.token_urlsafe(24),
-        "LEADFLOW_SCORING_PORT": str(port),
-        "LEADFLOW_SCORING_GROUP": group,
-        "LEADFLOW_LOG_LEVEL": "WARNING",
-    }
-    return spawn("services.scoring", env, s.folder / "scoring.log"), port
+    env = s.env(
+        LEADFLOW_ADMIN_TOKEN=secrets.token_urlsafe(24),
+        LEADFLOW_SCORING_PORT=str(port),
+        LEADFLOW_SCORING_GROUP=group,
+        LEADFLOW_LOG_LEVEL="WARNING",
+    )
+    return s.spawn("services.scoring", env, "scoring"), port
 
 
 async def steady_latency(settings: LeadflowSettings, seconds: float) -> tuple[list[float], list[float]]:
@@ -274,19 +237,19 @@ def percentile(values: list[float], q: int) -> float:
 
 def run_benchmark(plan: Plan) -> Result:
     events = backlog(PEOPLE)
-    with embedded_stack() as s, contextlib.ExitStack() as cleanup:
+    with embedded(["scoring"]) as s, contextlib.ExitStack() as cleanup:
         say(f"publishing a backlog of {len(events):,} touches ({PEOPLE:,} people)")
         asyncio.run(publish(s.settings, events))
         raw = max(asyncio.run(raw_consume_and_decode(s.settings, len(events))) for _ in range(plan.rounds))
         say(f"  raw aiokafka consume + decode: {raw:,.0f} records/s")
-        copy = max(asyncio.run(raw_copy(s.pg_dsn, events)) for _ in range(plan.rounds))
+        copy = max(asyncio.run(raw_copy(s.dsn, events)) for _ in range(plan.rounds))
         say(f"  raw asyncpg COPY: {copy:,.0f} rows/s")
         processes: dict[str, Any] = {}
         cleanup.callback(stop_processes, processes)
         group = "scoring-bench"
         processes["scoring"], port = start_scoring(s, group)
         with profiled(Target("scoring", [], pid=processes["scoring"].pid), plan, "scoring-backlog"):
-            rate, total_s = asyncio.run(scoring_rate(s.pg_dsn, group, s.settings.topics.touches, len(events)))
+            rate, total_s = asyncio.run(scoring_rate(s.dsn, group, s.settings.topics.touches, len(events)))
         say(f"  scoring: {rate:,.0f} touches/s ({total_s:.1f} s for the backlog, start-up included)")
         wait_ready("scoring", port, processes["scoring"])
         hops, leads = asyncio.run(steady_latency(s.settings, plan.duration_s))
