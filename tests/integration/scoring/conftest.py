@@ -111,3 +111,14 @@ def lead_events(tail: Tail, lead_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 async def has_event(tail: Tail, lead_id: str, event_type: str, n: int) -> bool:
     return sum(1 for t, _ in lead_events(tail, lead_id) if t == event_type) >= n
+
+
+async def wait_for_progress(scoring: httpx.AsyncClient, version: int) -> dict[str, Any]:
+    progress: dict[str, Any] = {}
+
+    async def done() -> bool:
+        progress.update((await scoring.get("/v1/model/rescore")).json())
+        return bool(progress["version"] == version and progress["pending"] == 0)
+
+    await wait_until(done, timeout_s=20, what="rescoring done")
+    return progress

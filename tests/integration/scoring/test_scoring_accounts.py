@@ -9,8 +9,8 @@ from services.scoring.identity import lead_id_for
 from services.scoring.model import DEFAULT_MODEL
 from shared.events import FormFilled, Identity
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.counting import unique, wait_until
-from tests.integration.scoring.conftest import Send, wait_for_lead
+from tests.e2e.counting import unique
+from tests.integration.scoring.conftest import Send, wait_for_lead, wait_for_progress
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -19,13 +19,7 @@ async def put_model(scoring: httpx.AsyncClient, body: dict[str, Any]) -> int:
     response = await scoring.put("/v1/model", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     version: int = response.json()["version"]
-    progress: dict[str, Any] = {}
-
-    async def rescored() -> bool:
-        progress.update((await scoring.get("/v1/model/rescore")).json())
-        return bool(progress["version"] == version and progress["pending"] == 0)
-
-    await wait_until(rescored, timeout_s=30, what="rescoring done")
+    await wait_for_progress(scoring, version)
     return version
 
 

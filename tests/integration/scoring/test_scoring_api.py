@@ -11,7 +11,15 @@ from services.scoring.model import DEFAULT_MODEL
 from shared.events import EmailOpened, FormFilled, Identity, WebVisited
 from tests.conftest import ADMIN_TOKEN, Tail
 from tests.e2e.counting import unique, wait_until
-from tests.integration.scoring.conftest import SCORED, Send, email, has_event, lead_events, wait_for_lead
+from tests.integration.scoring.conftest import (
+    SCORED,
+    Send,
+    email,
+    has_event,
+    lead_events,
+    wait_for_lead,
+    wait_for_progress,
+)
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 DAYS_AGO = datetime.now(UTC) - timedelta(days=30)
@@ -184,14 +192,3 @@ async def test_a_new_model_version_rescores_stored_leads_and_publishes_only_chan
     assert (event["model_version"], event["engagement"]) == (version, pytest.approx(20, abs=0.01))
     unchanged = [e for t, e in lead_events(tail, lead_id_for(reader)) if t == SCORED]
     assert [e["model_version"] for e in unchanged] == [version - 1]
-
-
-async def wait_for_progress(scoring: httpx.AsyncClient, version: int) -> dict[str, Any]:
-    progress: dict[str, Any] = {}
-
-    async def done() -> bool:
-        progress.update((await scoring.get("/v1/model/rescore")).json())
-        return bool(progress["version"] == version and progress["pending"] == 0)
-
-    await wait_until(done, timeout_s=20, what="rescoring done")
-    return progress
