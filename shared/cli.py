@@ -144,6 +144,14 @@ def topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def config(args: argparse.Namespace) -> int:
+    from shared import settings_reference as ref
+
+    variables = ref.reference()
+    print(ref.as_markdown(variables) if args.markdown else ref.as_text(variables))
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     module = __import__(f"services.{args.service}.__main__", fromlist=["main"])
     module.main()
@@ -170,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=migrate)
     p = sub.add_parser("topics", help="create the Kafka topics that are missing")
     p.set_defaults(run=topics)
+    p = sub.add_parser("config", help="list every LEADFLOW_* variable: name, default, services, meaning")
+    p.add_argument("--markdown", action="store_true", help="as the markdown table in README")
+    p.set_defaults(run=config)
     p = sub.add_parser("serve", help="run one service in the foreground")
     p.add_argument("service", choices=list(SERVICES))
     p.set_defaults(run=serve)

@@ -1,0 +1,151 @@
+"""What can be checked of the deployment files without a container engine: docker-compose.yml against the
+compose-spec schema and our own rules, the Dockerfile, and the Kubernetes manifests against their schemas."""
+
+import json
+import re
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from shared import settings_reference as ref
+from shared.cli import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+CONSUMERS = ("scoring", "routing")  # consumer-group members that run replicas without host ports
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+KNOWN_NAMES = {v.name for v in ref.reference()}
+NOT_OURS = {"FORWARDED_ALLOW_IPS"}  # uvicorn's own setting, read by ingest
+
+
+def compose_raw() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def example_env() -> dict[str, str | None]:
+    """compose.env.example's keys: their value, or None for a commented-out `# KEY=value` line."""
+    found: dict[str, str | None] = {}
+    for line in (ROOT / "deploy/compose.env.example").read_text().splitlines():
+        match = re.fullmatch(r"(#\s*)?([A-Z][A-Z0-9_]*)=(.*)", line.strip())
+        if match:
+            found[match[2]] = None if match[1] else match[3]
+    return found
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}` on every string."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match[1], match[2], match[3]
+        given = env.get(name)
+        if op in (":-", "-"):
+            return given if given or (op == "-" and given is not None) else arg
+        if op in (":?", "?") and not given:
+            raise KeyError(f"{name}: {arg}")
+        return given or ""
+
+    return REFERENCE.sub(one, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The file as `docker compose config` would see it with .env made from the example, secrets filled in."""
+    values = {k: v for k, v in example_env().items() if v is not None}
+    values.update({k: "x" * 32 for k, v in values.items() if v == ""})
+    result: dict[str, Any] = interpolate(compose_raw(), {**values, **(env or {})})
+    return result
+
+
+def leadflow_services(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in spec["services"].items() if s.get("command", [None])[0] == "serve"}
+
+
+def test_compose_file_is_valid_against_the_compose_spec_schema() -> None:
+    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [e.message for e in validator.iter_errors(compose())] == []
+    misplaced, misspelt = compose(), compose()
+    misplaced["services"]["scoring"]["replicas"] = 2  # belongs under deploy:
+    misspelt["services"]["routing"]["depends_on"]["migrate"]["condition"] = "service_finished"
+    assert list(validator.iter_errors(misplaced))
+    assert list(validator.iter_errors(misspelt))
+
+
+def test_every_reference_resolves_from_the_example_env_and_every_example_key_is_used() -> None:
+    referenced = {m[1]: m[2] for m in REFERENCE.finditer((ROOT / "docker-compose.yml").read_text())}
+    example = example_env()
+    assert sorted(name for name, op in referenced.items() if op not in (":-", "-") and name not in example) == []
+    assert sorted(set(example) - set(referenced)) == []
+    with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
+        compose({"POSTGRES_PASSWORD": ""})
+
+
+def test_every_service_runs_the_one_image_and_every_leadflow_service_is_there() -> None:
+    spec = compose()
+    ours = {name: s for name, s in spec["services"].items() if name not in ("postgres", "kafka")}
+    assert {s["image"] for s in ours.values()} == {"leadflow:latest"}
+    assert all(s["build"]["context"] == "." for s in ours.values())
+    assert {s["command"][1] for s in leadflow_services(spec).values()} == set(SERVICES)
+    assert spec["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+
+
+def test_one_shot_jobs_migrate_and_create_topics_once_the_stores_are_healthy() -> None:
+    spec = compose()["services"]
+    assert spec["migrate"]["command"] == ["migrate"]
+    assert spec["kafka-topics"]["command"] == ["topics"]
+    assert spec["migrate"]["restart"] == spec["kafka-topics"]["restart"] == "no"
+    assert spec["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert spec["kafka-topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_each_service_waits_for_the_jobs_and_is_healthy_only_when_ready(name: str) -> None:
+    service = compose()["services"][name]
+    env = service["environment"]
+    port = SERVICES[name]
+    assert service["command"] == ["serve", name]
+    for job in ("migrate", "kafka-topics"):
+        assert service["depends_on"][job]["condition"] == "service_completed_successfully"
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    assert f"http://127.0.0.1:{port}/readyz" in test[-1]
+    compile(test[-1], "healthcheck", "exec")
+    assert env[f"LEADFLOW_{name.upper()}_HOST"] == "0.0.0.0"
+    assert env[f"LEADFLOW_{name.upper()}_PORT"] == str(port)
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_each_service_gets_its_required_settings_and_only_variables_that_exist(name: str) -> None:
+    env = compose()["services"][name]["environment"]
+    required = {read.name for read in ref.reads(ref.service_settings()[name]) if read.default == "required"}
+    assert sorted(required - {k for k, v in env.items() if v}) == []
+    assert sorted(set(env) - KNOWN_NAMES - NOT_OURS) == []
+
+
+def test_consumers_run_replicas_without_fixed_host_ports_and_the_rest_publish_theirs() -> None:
+    spec = compose()["services"]
+    partitions = int(spec["kafka-topics"]["environment"]["LEADFLOW_TOPIC_PARTITIONS"])
+    for name in CONSUMERS:
+        assert 2 <= int(spec[name]["deploy"]["replicas"]) <= partitions
+        assert all(re.fullmatch(r"127\.0\.0\.1::\d+", p) for p in spec[name].get("ports", [])), name
+    for name in ("ingest", "reporting"):
+        assert spec[name]["ports"] == [f"127.0.0.1:{SERVICES[name]}:{SERVICES[name]}"]
+
+
+def test_the_image_serves_every_service_and_exposes_every_port() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    exposed = {int(p) for line in re.findall(r"^EXPOSE (.+)$", dockerfile, re.MULTILINE) for p in line.split()}
+    assert exposed == set(SERVICES.values())
+    for name in SERVICES:
+        assert f"LEADFLOW_{name.upper()}_HOST=0.0.0.0" in dockerfile
+    assert 'ENTRYPOINT ["leadflow"]' in dockerfile
+    assert re.search(r"^USER \d+:\d+$", dockerfile, re.MULTILINE)
