@@ -149,3 +149,123 @@ def test_the_image_serves_every_service_and_exposes_every_port() -> None:
         assert f"LEADFLOW_{name.upper()}_HOST=0.0.0.0" in dockerfile
     assert 'ENTRYPOINT ["leadflow"]' in dockerfile
     assert re.search(r"^USER \d+:\d+$", dockerfile, re.MULTILINE)
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------------
+
+K8S = ROOT / "deploy/k8s"
+K8S_VERSION = "1.30"  # the oldest Kubernetes the manifests are meant for
+
+
+def kustomization() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return loaded
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def applied() -> list[dict[str, Any]]:
+    return [doc for name in kustomization()["resources"] for doc in yaml.safe_load_all((K8S / name).read_text())]
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in applied() if doc["kind"] == kind}
+
+
+def pod_spec(name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = of_kind("Deployment")[f"leadflow-{name}"]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_every_manifest_is_valid_against_the_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    documents = [doc for doc in manifests() if doc["kind"] != "Kustomization"]
+    assert len(documents) >= 17
+    for doc in documents:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    broken = of_kind("Deployment")["leadflow-scoring"]
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/readyz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_example_and_sets_the_image() -> None:
+    listed = kustomization()["resources"]
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+    assert sorted(listed) == sorted(on_disk)
+    assert len(set(listed)) == len(listed)
+    images = {
+        c["image"]
+        for doc in applied()
+        if doc["kind"] in ("Deployment", "Job")
+        for c in doc["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {f"{image['name']}:latest" for image in kustomization()["images"]} == {"leadflow:latest"}
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_each_service_has_a_deployment_with_probes_resources_a_service_and_a_budget(name: str) -> None:
+    spec = pod_spec(name)
+    (container,) = spec["containers"]
+    port = SERVICES[name]
+    assert container["args"] == ["serve", name]
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {f"LEADFLOW_{name.upper()}_HOST": "0.0.0.0", f"LEADFLOW_{name.upper()}_PORT": str(port)}
+    assert spec["enableServiceLinks"] is False  # else LEADFLOW_<NAME>_PORT=tcp://... from the Service
+    labels = of_kind("Deployment")[f"leadflow-{name}"]["spec"]["template"]["metadata"]["labels"]
+    service = of_kind("Service")[f"leadflow-{name}"]["spec"]
+    assert service["selector"].items() <= labels.items()
+    assert service["ports"][0]["targetPort"] == "http"
+    budget = of_kind("PodDisruptionBudget")[f"leadflow-{name}"]["spec"]
+    assert budget["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["selector"]["matchLabels"]["app.kubernetes.io/component"] == name
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_each_pod_gets_its_required_settings_and_only_variables_that_exist(name: str) -> None:
+    (container,) = pod_spec(name)["containers"]
+    sources = {ref["configMapRef"]["name"] for ref in container["envFrom"] if "configMapRef" in ref}
+    secrets = {ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref}
+    assert sources == {"leadflow-config"}
+    assert secrets == {"leadflow-secrets"}
+    config = of_kind("ConfigMap")["leadflow-config"]["data"]
+    secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"]
+    given = set(config) | set(secret) | {e["name"] for e in container["env"]}
+    required = {read.name for read in ref.reads(ref.service_settings()[name]) if read.default == "required"}
+    assert sorted(required - given) == []
+    assert sorted(given - KNOWN_NAMES - NOT_OURS) == []
+    assert {"LEADFLOW_DATABASE_URL", "LEADFLOW_ADMIN_TOKEN", "LEADFLOW_SECRET_KEY"} <= set(secret)
+    assert not {"LEADFLOW_DATABASE_URL", "LEADFLOW_ADMIN_TOKEN", "LEADFLOW_SECRET_KEY"} & set(config)
+
+
+def test_consumer_replicas_fit_the_partitions() -> None:
+    partitions = int(of_kind("ConfigMap")["leadflow-config"]["data"]["LEADFLOW_TOPIC_PARTITIONS"])
+    for name in ("scoring", "routing", "reporting"):
+        deployment = of_kind("Deployment")[f"leadflow-{name}"]["spec"]
+        surge = deployment["strategy"]["rollingUpdate"]["maxSurge"]
+        assert deployment["replicas"] >= 1, name
+        assert deployment["replicas"] + surge <= partitions, name  # during a rollout too
+    hpa = of_kind("HorizontalPodAutoscaler")
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpa.values()] == ["leadflow-ingest"]  # ingest only
+
+
+def test_migrate_and_topics_jobs_run_the_one_shot_commands() -> None:
+    jobs = of_kind("Job")
+    assert jobs["leadflow-migrate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert jobs["leadflow-topics"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics"]
+    for job in jobs.values():
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_deploy_readme_points_to_the_one_configuration_table() -> None:
+    text = (ROOT / "deploy/README.md").read_text()
+    assert not re.search(r"^\| `LEADFLOW_", text, re.MULTILINE), "keep the one table in README.md"
+    assert "leadflow config" in text
