@@ -5,6 +5,7 @@ Nothing here is a stand-in: tests reach PostgreSQL through asyncpg and the broke
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from asgi_lifespan import LifespanManager
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.app import create_app as create_ingest_app
@@ -30,6 +32,12 @@ from shared import db, migrations
 from shared.bus import ensure_topics
 from shared.config import LeadflowSettings
 from shared.stack import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
+
+# The same examples on every run, so CI cannot fail by chance; a failure found while exploring
+# (HYPOTHESIS_PROFILE=explore) is kept in the test as an @example.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", max_examples=1000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ADMIN_TOKEN = "test-admin-token"
 SECRET_KEY = "test-secret-key-0123456789"
@@ -77,95 +85,61 @@ async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def ingest_settings(stack: Stack, **overrides: Any) -> IngestSettings:
+def service_settings(stack: Stack, **overrides: Any) -> dict[str, Any]:
+    """What every service's settings hold in tests: the session stack, the test tokens, a short broker wait."""
     values: dict[str, Any] = {
         "database_url": stack.pg.url,
         "kafka_bootstrap": stack.broker.bootstrap,
         "admin_token": ADMIN_TOKEN,
         "secret_key": SECRET_KEY,
         "publish_timeout_s": 3.0,
-        "public_url": "http://ingest.test",
-        **overrides,
     }
-    return IngestSettings(**values)
+    return values | overrides
 
 
-@contextlib.asynccontextmanager
-async def ingest_client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_ingest_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=("81.2.69.160", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingest.test") as client:
-            yield client
+def ingest_settings(stack: Stack, **overrides: Any) -> IngestSettings:
+    return IngestSettings(**service_settings(stack, public_url="http://ingest.test", **overrides))
 
 
 def scoring_settings(stack: Stack, **overrides: Any) -> ScoringSettings:
-    values: dict[str, Any] = {
-        "database_url": stack.pg.url,
-        "kafka_bootstrap": stack.broker.bootstrap,
-        "admin_token": ADMIN_TOKEN,
-        "publish_timeout_s": 3.0,
-        **overrides,
-    }
-    return ScoringSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def scoring_client(settings: ScoringSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The scoring app in-process with its consumer and outbox relay running; give each test its own group."""
-    app = create_scoring_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://scoring.test") as client:
-            yield client
+    return ScoringSettings(**service_settings(stack, **overrides))
 
 
 def reporting_settings(stack: Stack, **overrides: Any) -> ReportingSettings:
-    values: dict[str, Any] = {
-        "database_url": stack.pg.url,
-        "kafka_bootstrap": stack.broker.bootstrap,
-        "admin_token": ADMIN_TOKEN,
-        "publish_timeout_s": 3.0,
-        "bootstrap_resamples": 50,
-        **overrides,
-    }
-    return ReportingSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def reporting_client(settings: ReportingSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The reporting app in-process with its consumer running; give each test module its own group."""
-    app = create_reporting_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://reporting.test") as client:
-            yield client
+    return ReportingSettings(**service_settings(stack, bootstrap_resamples=50, **overrides))
 
 
 def routing_settings(stack: Stack, **overrides: Any) -> RoutingSettings:
-    values: dict[str, Any] = {
-        "database_url": stack.pg.url,
-        "kafka_bootstrap": stack.broker.bootstrap,
-        "admin_token": ADMIN_TOKEN,
-        "secret_key": SECRET_KEY,
-        "publish_timeout_s": 3.0,
-        **overrides,
-    }
-    return RoutingSettings(**values)
+    return RoutingSettings(**service_settings(stack, **overrides))
 
 
 @contextlib.asynccontextmanager
-async def routing_client(settings: RoutingSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The routing app in-process with its consumer, relay, SLA sweep and webhook delivery running.
+async def served(app: Any, host: str, client: tuple[str, int] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An app in-process with its lifespan (consumers, relays, sweeps) running, and a client for it.
 
     Stopping a consumer that is still joining its group takes seconds on the embedded broker: more than
     LifespanManager's default 5 s when the machine is busy.
     """
-    app = create_routing_app(settings)
     async with LifespanManager(app, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://routing.test") as client:
-            yield client
+        transport = httpx.ASGITransport(app=manager.app, client=client or ("127.0.0.1", 123))
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as http:
+            yield http
+
+
+def ingest_client(settings: IngestSettings) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return served(create_ingest_app(settings), "ingest.test", client=("81.2.69.160", 50000))  # a GB address
+
+
+def scoring_client(settings: ScoringSettings) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return served(create_scoring_app(settings), "scoring.test")
+
+
+def reporting_client(settings: ReportingSettings) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return served(create_reporting_app(settings), "reporting.test")
+
+
+def routing_client(settings: RoutingSettings) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return served(create_routing_app(settings), "routing.test")
 
 
 @pytest.fixture(scope="session")
