@@ -269,3 +269,50 @@ def test_deploy_readme_points_to_the_one_configuration_table() -> None:
     text = (ROOT / "deploy/README.md").read_text()
     assert not re.search(r"^\| `LEADFLOW_", text, re.MULTILINE), "keep the one table in README.md"
     assert "leadflow config" in text
+
+
+# --- what the image holds and the documents name ---------------------------------------------------------
+
+
+def test_the_image_install_carries_every_file_the_services_read() -> None:
+    """The image is a non-editable `pip install .`: a file outside the packages or the package-data
+    patterns works under `make run` and is missing in production."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = config["packages"]["find"]["include"]
+    # What setuptools' namespace discovery (the default for pyproject.toml) finds: every importable folder.
+    packages = {
+        ".".join(path.relative_to(ROOT).parts)
+        for top in ROOT.iterdir()
+        if any(fnmatch.fnmatch(top.name, p) for p in include)
+        for path in top.glob("**/")
+        if all(part.isidentifier() for part in path.relative_to(ROOT).parts)
+        and any(fnmatch.fnmatch(".".join(path.relative_to(ROOT).parts), p) for p in include)
+    }
+    patterns = [p for ps in config["package-data"].values() for p in ps]
+    missing = []
+    for path in sorted([*(ROOT / "shared").rglob("*"), *(ROOT / "services").rglob("*")]):
+        if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        package = ".".join(path.parent.relative_to(ROOT).parts)
+        carried = path.suffix == ".py" or any(fnmatch.fnmatch(path.name, p) for p in patterns)
+        if package not in packages or not carried:
+            missing.append(str(path.relative_to(ROOT)))
+    assert missing == []
+    assert "services.scoring.migrations.versions" in packages
+
+
+def test_every_leadflow_name_in_the_documents_is_read_by_something() -> None:
+    """A setting, an unprefixed name pydantic-settings also reads, or one compose reads from .env."""
+    compose_only = {name for name in example_env() if name.startswith("LEADFLOW_")} - KNOWN_NAMES
+    known = KNOWN_NAMES | set(ref.fallbacks()) | compose_only
+    documents = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "docker-compose.yml", *ROOT.glob("deploy/**/*.*")]
+    unknown = {
+        str(path.relative_to(ROOT)): sorted(set(re.findall(r"LEADFLOW_[A-Z0-9_]*[A-Z0-9]", path.read_text())) - known)
+        for path in documents
+    }
+    assert {k: v for k, v in unknown.items() if v} == {}
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(name for name in compose_only if f"`{name}`" not in readme) == []
