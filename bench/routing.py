@@ -10,17 +10,12 @@ reaching a reader in this process; both run alternately against the same leads t
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,14 +26,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.plan import Plan, say
 from bench.report import Figure, Result
-from shared import migrations
-from shared.bus import Publisher, ensure_topics
+from bench.stack import Stack, embedded
+from shared.bus import Publisher
 from shared.cli import stop_processes, wait_ready
 from shared.config import LeadflowSettings, Topics
 from shared.events import CloudEvent, LeadCreated, LeadData, LeadScoreChanged, LeadStageChanged
-from shared.stack import free_port, start_broker, start_postgres
+from shared.stack import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 STEADY_PER_S = 50  # MQLs per second in the latency phase
 BURST = 2000  # MQLs published at once in the throughput phase
 REPS = 8
@@ -156,49 +150,18 @@ async def echo(bootstrap: str, topic: str, out: str) -> None:
 # --- running both ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def stack() -> Iterator[tuple[Path, LeadflowSettings]]:
-    folder = Path(tempfile.mkdtemp(prefix="lfr", dir="/tmp"))  # short: the socket path must fit
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-        say(f"starting embedded PostgreSQL and broker in {folder}")
-        pg = start_postgres(folder / "pg")
-        cleanup.callback(pg.stop)
-        broker = start_broker(free_port(), folder / "broker.log")
-        cleanup.callback(broker.stop)
-        topics = Topics(assignments="bench.assignments", leads="bench.leads")
-        settings = LeadflowSettings(database_url=pg.url, kafka_bootstrap=broker.bootstrap, topics=topics)
-        asyncio.run(ensure_topics(broker.bootstrap, [*topics.all(), "bench.echo"], settings.topic_partitions))
-        migrations.upgrade("routing", pg.url)
-        yield folder, settings
-
-
-def spawn(args: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    with open(log_file, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def start_routing(folder: Path, settings: LeadflowSettings, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+def start_routing(stack: Stack, processes: dict[str, subprocess.Popen[bytes]]) -> None:
     admin_token, port = secrets.token_urlsafe(24), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env |= {
-        "LEADFLOW_DATABASE_URL": settings.database_url,
-        "LEADFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "LEADFLOW_ADMIN_TOKEN": admin_token,
-        "LEADFLOW_SECRET_KEY": secrets.token_urlsafe(32),
-        "LEADFLOW_ROUTING_PORT": str(port),
-        "LEADFLOW_TOPIC_LEADS": settings.topics.leads,
-        "LEADFLOW_TOPIC_ASSIGNMENTS": settings.topics.assignments,
-        "LEADFLOW_LOG_LEVEL": "WARNING",
-    }
-    processes["routing"] = spawn(["services.routing"], env, folder / "routing.log")
+    topics = stack.settings.topics
+    env = stack.env(
+        LEADFLOW_ADMIN_TOKEN=admin_token,
+        LEADFLOW_SECRET_KEY=secrets.token_urlsafe(32),
+        LEADFLOW_ROUTING_PORT=str(port),
+        LEADFLOW_TOPIC_LEADS=topics.leads,
+        LEADFLOW_TOPIC_ASSIGNMENTS=topics.assignments,
+        LEADFLOW_LOG_LEVEL="WARNING",
+    )
+    processes["routing"] = stack.spawn("services.routing", env, "routing")
     wait_ready("routing", port, processes["routing"])
     hours = {"days": list(range(7)), "start": "00:00:00", "end": "23:59:59"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {admin_token}"}) as c:
@@ -218,25 +181,20 @@ def wait_for_line(log_file: Path, line: str, process: subprocess.Popen[bytes], t
 
 
 def run_benchmark(plan: Plan) -> Result:
-    with stack() as (folder, settings):
+    topics = Topics(assignments="bench.assignments", leads="bench.leads")
+    with embedded(["routing"], topics, extra_topics=["bench.echo"]) as stack:
+        settings = stack.settings
         processes: dict[str, subprocess.Popen[bytes]] = {}
         try:
-            start_routing(folder, settings, processes)
+            start_routing(stack, processes)
             say("routing: steady rate, then burst")
             routed = asyncio.run(phases(settings, settings.topics.assignments, plan))
             stop_processes({"routing": processes.pop("routing")})
             args = ["bench.routing", "echo", settings.kafka_bootstrap, settings.topics.leads, "bench.echo"]
-            processes["echo"] = spawn(args, dict(os.environ), folder / "echo.log")
-            wait_for_line(folder / "echo.log", "ready", processes["echo"])
+            processes["echo"] = stack.spawn(args, dict(os.environ), "echo")
+            wait_for_line(stack.folder / "echo.log", "ready", processes["echo"])
             say("raw aiokafka consume loop: steady rate, then burst")
             echoed = asyncio.run(phases(settings, "bench.echo", plan))
-        except BaseException:
-            for log_file in sorted(folder.glob("*.log")):
-                say(
-                    f"last lines of {log_file.name}:\n  "
-                    + "\n  ".join(log_file.read_text(errors="replace").splitlines()[-15:])
-                )
-            raise
         finally:
             stop_processes(processes)
     return summarise(routed, echoed, plan, settings.topic_partitions)

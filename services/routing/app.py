@@ -2,7 +2,6 @@
 lifespan tasks; admin and sales routes."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,8 +14,7 @@ from services.routing.consumer import batch_handler, handler
 from services.routing.delivery import deliver_forever
 from services.routing.routes import RoutingState, admin, sales, state_of
 from services.routing.sweeper import sweep_forever
-from shared import db, outbox
-from shared.bus import Publisher
+from shared import db, outbox, service
 from shared.consumer import Progress, consume
 from shared.web import create_base_app, database_and_broker, install_operational_routes
 
@@ -52,21 +50,11 @@ def background(state: RoutingState) -> list[asyncio.Task[None]]:
 def create_app(settings: RoutingSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        engine = db.create_engine(settings.database_url)
-        publisher = Publisher(settings)
-        await publisher.start()
-        state = RoutingState(settings, engine, db.sessionmaker(engine), publisher, Progress(settings.consumer_group))
-        tasks = background(state)
-        try:
-            yield {"routing": state}
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await publisher.stop()
-            await engine.dispose()
+        async with service.connections(settings) as (engine, publisher):
+            progress = Progress(settings.consumer_group)
+            state = RoutingState(settings, engine, db.sessionmaker(engine), publisher, progress)
+            async with service.background(background(state)):
+                yield {"routing": state}
 
     app = create_base_app("routing", description=DESCRIPTION, lifespan=lifespan)
     install_operational_routes(app, lambda request: database_and_broker(state_of(request)))
