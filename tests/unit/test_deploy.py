@@ -1,6 +1,7 @@
 """What can be checked of the deployment files without a container engine: docker-compose.yml against the
 compose-spec schema and our own rules, the Dockerfile, and the Kubernetes manifests against their schemas."""
 
+import fnmatch
 import json
 import re
 from importlib.resources import files
@@ -141,14 +142,36 @@ def test_consumers_run_replicas_without_fixed_host_ports_and_the_rest_publish_th
         assert spec[name]["ports"] == [f"127.0.0.1:{SERVICES[name]}:{SERVICES[name]}"]
 
 
+def dockerfile_commands() -> list[Any]:
+    import dockerfile  # Docker's own parser (BuildKit's, in Go)
+
+    return list(dockerfile.parse_file(str(ROOT / "Dockerfile")))
+
+
 def test_the_image_serves_every_service_and_exposes_every_port() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    exposed = {int(p) for line in re.findall(r"^EXPOSE (.+)$", dockerfile, re.MULTILINE) for p in line.split()}
+    commands = dockerfile_commands()
+    final = commands[max(i for i, c in enumerate(commands) if c.cmd == "FROM") :]
+    exposed = {int(port) for c in final if c.cmd == "EXPOSE" for port in c.value}
     assert exposed == set(SERVICES.values())
-    for name in SERVICES:
-        assert f"LEADFLOW_{name.upper()}_HOST=0.0.0.0" in dockerfile
-    assert 'ENTRYPOINT ["leadflow"]' in dockerfile
-    assert re.search(r"^USER \d+:\d+$", dockerfile, re.MULTILINE)
+    env = {k: v for c in final if c.cmd == "ENV" for k, v in zip(c.value[::2], c.value[1::2], strict=True)}
+    assert {name: env.get(f"LEADFLOW_{name.upper()}_HOST") for name in SERVICES} == dict.fromkeys(SERVICES, "0.0.0.0")
+    (entrypoint,) = (c for c in final if c.cmd == "ENTRYPOINT")
+    assert entrypoint.json
+    assert entrypoint.value == ("leadflow",)
+    (user,) = (c for c in final if c.cmd == "USER")
+    assert re.fullmatch(r"\d+:\d+", user.value[0])  # numeric, for runAsNonRoot
+
+
+def test_what_the_dockerfile_copies_is_in_the_build_context() -> None:
+    ignored = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()[:1] not in ("", "#")
+    ]
+    copies = [c for c in dockerfile_commands() if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags)]
+    sources = [source for c in copies for source in c.value[:-1]]
+    assert {"pyproject.toml", "shared", "services"} <= set(sources)
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert not [p for p in ignored if fnmatch.fnmatch(source, p.removeprefix("**/"))], source
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------------
@@ -277,7 +300,6 @@ def test_deploy_readme_points_to_the_one_configuration_table() -> None:
 def test_the_image_install_carries_every_file_the_services_read() -> None:
     """The image is a non-editable `pip install .`: a file outside the packages or the package-data
     patterns works under `make run` and is missing in production."""
-    import fnmatch
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
