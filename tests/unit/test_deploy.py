@@ -338,3 +338,16 @@ def test_every_leadflow_name_in_the_documents_is_read_by_something() -> None:
     assert {k: v for k, v in unknown.items() if v} == {}
     readme = (ROOT / "README.md").read_text()
     assert sorted(name for name in compose_only if f"`{name}`" not in readme) == []
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_each_service_answers_the_paths_the_probes_and_scrapers_ask_for(name: str) -> None:
+    import importlib
+
+    settings = ref.service_settings()[name](admin_token="t" * 16, secret_key="k" * 16)
+    app = importlib.import_module(f"services.{name}.app").create_app(settings)  # no lifespan: nothing starts
+    paths = {getattr(route, "path", None) for route in app.routes}
+    assert {"/readyz", "/healthz", "/metrics"} <= paths
+    deployment = of_kind("Deployment")[f"leadflow-{name}"]["spec"]["template"]
+    assert deployment["metadata"]["annotations"]["prometheus.io/path"] in paths
+    assert deployment["metadata"]["annotations"]["prometheus.io/port"] == str(SERVICES[name])
