@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install browser run test soak lint fmt bench clean
+.PHONY: install browser run demo test soak lint fmt bench clean
 
 install: $(VENV)/.installed
 
@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(BIN)/leadflow up
+
+# Against a running `make run` (another terminal): a seeded quarter of B2B activity through the public APIs.
+demo: install
+	$(BIN)/leadflow demo $(DEMO_ARGS)
 
 test: install browser
 	$(BIN)/pytest

@@ -152,6 +152,19 @@ def config(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    from shared.demo import Urls, run_demo
+
+    if not args.admin_token and not (Path(args.folder) / "secrets.env").exists():
+        say(f"no admin token: pass --admin-token or run `leadflow up` first (it writes {args.folder}/secrets.env)")
+        return 2
+    token = args.admin_token or load_or_create_secrets(Path(args.folder))["LEADFLOW_ADMIN_TOKEN"]
+    host = f"http://{args.host}"
+    urls = Urls(*(f"{host}:{getattr(args, name + '_port')}" for name in SERVICES))
+    run_demo(urls, token, args.seed, args.scale, args.settle)
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     module = __import__(f"services.{args.service}.__main__", fromlist=["main"])
     module.main()
@@ -181,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("config", help="list every LEADFLOW_* variable: name, default, services, meaning")
     p.add_argument("--markdown", action="store_true", help="as the markdown table in README")
     p.set_defaults(run=config)
+    p = sub.add_parser("demo", help="fill a running stack with a seeded quarter of B2B activity (public APIs only)")
+    p.add_argument("--seed", type=int, default=42, help="same seed and scale, same world")
+    p.add_argument("--scale", type=int, default=1000, help="how many people")
+    p.add_argument("--settle", type=float, default=45, help="seconds without new assignments before sales stop")
+    p.add_argument("--host", default="127.0.0.1")
+    for name, port in SERVICES.items():
+        p.add_argument(f"--{name}-port", type=int, default=int(os.environ.get(f"LEADFLOW_{name.upper()}_PORT", port)))
+    token = os.environ.get("LEADFLOW_ADMIN_TOKEN")
+    p.add_argument("--admin-token", default=token, help="default: LEADFLOW_ADMIN_TOKEN, else .leadflow/secrets.env")
+    p.add_argument("--folder", default=".leadflow", help="where `leadflow up` keeps secrets.env")
+    p.set_defaults(run=demo)
     p = sub.add_parser("serve", help="run one service in the foreground")
     p.add_argument("service", choices=list(SERVICES))
     p.set_defaults(run=serve)
