@@ -113,6 +113,8 @@ def up(args: argparse.Namespace) -> int:
             wait_ready(name, port, processes[name])
             say(f"{name:10} ready  http://127.0.0.1:{port}/docs")
         say(f"admin token: {env['LEADFLOW_ADMIN_TOKEN']}  (from {folder / 'secrets.env'})")
+        if "reporting" in ports:
+            say(f"dashboard: http://127.0.0.1:{ports['reporting']}/dashboard  (`leadflow demo` fills it)")
         say("all services ready; Ctrl-C stops them")
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
