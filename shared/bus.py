@@ -30,7 +30,7 @@ class BrokerUnavailable(Exception):
     """The broker did not ack in time; the caller answers 503 and the client retries with the same ids."""
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> list[str]:
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int, replication: int = 1) -> list[str]:
     """Create the topics that are missing; returns the ones created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -39,7 +39,7 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
         missing = [t for t in topics if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
-                await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
         return missing
     finally:
         await admin.close()

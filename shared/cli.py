@@ -93,7 +93,11 @@ def up(args: argparse.Namespace) -> int:
         settings = LeadflowSettings(
             database_url=env["LEADFLOW_DATABASE_URL"], kafka_bootstrap=env["LEADFLOW_KAFKA_BOOTSTRAP"]
         )
-        created = asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions))
+        created = asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions, settings.topic_replication
+            )
+        )
         say(f"topics ready ({len(created)} created, {settings.topic_partitions} partitions each)")
         migrate_all(settings.database_url, list(SERVICES))
         (folder / "logs").mkdir(parents=True, exist_ok=True)
@@ -141,7 +145,11 @@ def migrate(args: argparse.Namespace) -> int:
 
 def topics(args: argparse.Namespace) -> int:
     settings = LeadflowSettings()
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions))
+    created = asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap, settings.topics.all(), settings.topic_partitions, settings.topic_replication
+        )
+    )
     say(f"created: {', '.join(created) or 'none (all existed)'}")
     return 0
 

@@ -26,6 +26,12 @@ class LeadflowSettings(BaseSettings):
     )
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_partitions: int = 6
+    topic_replication: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Replicas of each topic Leadflow creates: 3 on a production cluster, 1 on one broker.",
+    )
     topics: Topics = Field(default_factory=Topics)
     log_level: str = "INFO"
     publish_timeout_s: float = Field(
