@@ -603,7 +603,8 @@ class Demo:
                 )
         elif p.good or p.junk or rng.random() < 0.3:  # they look at pricing, anonymously, before asking
             views = [
-                self.page(p, f"{SITE}/pricing", self.later(p, rng, 2, 72), 10 + i) for i in range(rng.randint(1, 3))
+                self.page(p, tagged(f"{SITE}/pricing", plan), self.later(p, rng, 2, 72), 10 + i)
+                for i in range(rng.randint(1, 3))
             ]
             if rng.random() < 0.1:
                 views.append(self.page(p, f"{SITE}/careers", self.later(p, rng, 0.1, 1), 20))
@@ -810,6 +811,7 @@ class Demo:
             await self.set_up()
             await self.steps("a quarter of signals", self.world.people)
             await self.sales()
+            self.summary["rep_token"] = self.tokens.get("hanna", "")
         finally:
             await self.http.aclose()
         return self.summary
@@ -827,19 +829,26 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def what_to_open(urls: Urls, summary: dict[str, Any]) -> str:
-    return f"""
-Done: {summary["accepted"]} leads accepted, {summary["rejected"]} rejected, {summary["won"]} deals won
-(${summary["won_revenue"]:,}), {summary["lost"]} lost. Reporting catches up within seconds.
-
-Open:
-  {urls.reporting}/dashboard                                   the marketing lead's morning page
-  {urls.reporting}/v1/reports/attribution?by=campaign          revenue per campaign, every model
-  {urls.reporting}/v1/reports/roi?by=campaign&model=w_shaped   ROI per campaign
-  {urls.reporting}/v1/reports/scorecards/sales?by=rep          who accepts, who breaches the SLA (ghost)
-  {urls.scoring}/v1/leads?stage=mql                           current MQLs with scores
-  {urls.scoring}/v1/icp                                        the ideal customer profile from won revenue
-  {urls.routing}/docs                                          the sales API (rep tokens: demo-<rep>)
-"""
+    links = [
+        (f"{urls.reporting}/dashboard", "the marketing lead's morning page"),
+        (f"{urls.reporting}/v1/reports/attribution?by=campaign", "revenue per campaign, every model"),
+        (f"{urls.reporting}/v1/reports/roi?by=campaign&model=w_shaped", "ROI per campaign"),
+        (f"{urls.reporting}/v1/reports/scorecards/sales?by=rep", "who accepts, who breaches the SLA (ghost)"),
+        (f"{urls.scoring}/v1/leads?stage=mql", "current MQLs with their scores"),
+        (f"{urls.scoring}/v1/icp", "the ideal customer profile from won revenue"),
+        (f"{urls.routing}/docs", "the sales API (users demo-<rep>; tokens are shown once, at creation)"),
+    ]
+    width = max(len(url) for url, _ in links) + 2
+    lines = "\n".join(f"  {url:<{width}}{what}" for url, what in links)
+    return (
+        f"\nDone: {summary['accepted']} leads accepted, {summary['rejected']} rejected, {summary['won']} deals won "
+        f"(${summary['won_revenue']:,}), {summary['lost']} lost. Reporting catches up within seconds.\n\n"
+        f"Open:\n{lines}\n\n"
+        "Try the sales API as rep hanna (EMEA):\n"
+        f"  T='authorization: Bearer {summary.get('rep_token', '')}'\n"
+        f"  curl -s '{urls.routing}/v1/queue' -H \"$T\"\n"
+        f"  curl -s '{urls.routing}/v1/leads/<lead id>/brief' -H \"$T\"\n"
+    )
 
 
 def run_demo(urls: Urls, admin_token: str, seed: int, scale: int, settle_s: float = 45) -> dict[str, Any]:
