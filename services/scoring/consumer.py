@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,7 +156,7 @@ class Touches:
     """The leads a run of touches involves, loaded once under locks, changed in memory touch by touch in
     log order, and written back once: the same result as applying the touches one transaction each."""
 
-    owners: dict[str, str]  # identifier -> lead id
+    owners: dict[str, str]  # identifier -> the lead it was linked to; `final` follows merges from there
     created_at: dict[str, datetime]
     leads: dict[str, LeadState]
     touches: dict[str, list[StoredTouch]]
@@ -165,7 +165,7 @@ class Touches:
     new_leads: list[tuple[str, datetime]] = field(default_factory=list)
     links: list[tuple[str, str, datetime]] = field(default_factory=list)  # identifier, lead id, at
     touch_rows: list[dict[str, Any]] = field(default_factory=list)
-    transitions: list[dict[str, Any]] = field(default_factory=list)
+    transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # new stage moves by lead
     changed: set[str] = field(default_factory=set)
     changed_accounts: set[str] = field(default_factory=set)
 
@@ -173,7 +173,7 @@ class Touches:
         return {
             name: identity.KnownLead(lead_id, self.created_at[lead_id], self.leads[lead_id].email is not None)
             for name in names
-            if (lead_id := self.owners.get(name)) is not None
+            if (lead_id := self.final(self.owners.get(name))) is not None
         }
 
     def apply(self, event: CloudEvent[Any], touch: Touch, model: tuple[int, ScoringModel]) -> list[LeadData]:
@@ -203,7 +203,8 @@ class Touches:
             if result.account != self.accounts[key]:
                 self.accounts[key] = result.account
                 self.changed_accounts.add(key)
-        self.transitions += [{"lead_id": lead_id, **transition_row(t)} for t in result.transitions]
+        moves = self.transitions.setdefault(lead_id, [])
+        moves += [{"lead_id": lead_id, **transition_row(t)} for t in result.transitions]
         return [*events, *result.events]
 
     def absorb(self, merge: identity.LeadsMerged) -> None:
@@ -217,14 +218,16 @@ class Touches:
         )
         moved_touches = self.touches.pop(merge.absorbed)
         self.touches[merge.survivor] = sorted([*self.touches[merge.survivor], *moved_touches], key=lambda t: t[:2])
-        for name, owner in self.owners.items():
-            if owner == merge.absorbed:
-                self.owners[name] = merge.survivor
-        self.transitions = [t for t in self.transitions if t["lead_id"] != merge.absorbed]
+        self.transitions.pop(merge.absorbed, None)
         self.changed.discard(merge.absorbed)
         self.absorbed_into[merge.absorbed] = merge.survivor
 
-    def final(self, lead_id: str) -> str:
+    @overload
+    def final(self, lead_id: str) -> str: ...
+    @overload
+    def final(self, lead_id: None) -> None: ...
+    def final(self, lead_id: str | None) -> str | None:
+        """The lead that absorbed this one (after every merge of the run so far), or the lead itself."""
         while lead_id in self.absorbed_into:
             lead_id = self.absorbed_into[lead_id]
         return lead_id
@@ -235,7 +238,7 @@ class Touches:
         await store.insert_leads(session, [(i, at) for i, at in self.new_leads if i not in self.absorbed_into])
         await store.link(session, [(name, self.final(lead_id), at) for name, lead_id, at in self.links])
         await store.add_touches(session, [{**row, "lead_id": self.final(row["lead_id"])} for row in self.touch_rows])
-        await store.add_transitions(session, self.transitions)
+        await store.add_transitions(session, [row for rows in self.transitions.values() for row in rows])
         await store.save_leads(session, {lead_id: row_of(self.leads[lead_id]) for lead_id in sorted(self.changed)})
         await store.save_accounts(
             session, {key: self.accounts[key].model_dump(mode="json") for key in sorted(self.changed_accounts)}
