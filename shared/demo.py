@@ -714,7 +714,7 @@ class Demo:
     async def person_of(self, lead_id: str) -> Person | None:
         if lead_id not in self.lead_of:
             lead = await self.call("GET", f"{self.urls.scoring}/v1/leads/{lead_id}", ok=(200, 404))
-            emails = [s for s in _strings(lead) if s in self.by_email]
+            emails = [s for s in strings(lead) if s in self.by_email]
             if not emails:
                 return None
             self.lead_of[lead_id] = self.by_email[emails[0]]
@@ -817,15 +817,15 @@ class Demo:
         return self.summary
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings(value: Any) -> Iterable[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _strings(v)
+            yield from strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v)
+            yield from strings(v)
 
 
 def what_to_open(urls: Urls, summary: dict[str, Any]) -> str:

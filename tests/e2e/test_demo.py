@@ -24,7 +24,7 @@ from shared import db, migrations
 from shared.bus import ensure_topics
 from shared.cli import SERVICES, wait_ready
 from shared.config import Topics
-from shared.demo import CAMPAIGNS, Demo, Urls
+from shared.demo import CAMPAIGNS, Demo, Urls, strings
 from shared.stack import free_port
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Stack
 
@@ -139,6 +139,13 @@ def test_the_demo_fills_the_loop_with_a_coherent_story(services: Urls) -> None:
     assert ghost["sla_breaches"] > 0, ghost
     assert ghost["accepted"] == 0, ghost
     assert sum(r["assigned"] for r in reps) >= summary["accepted"] + summary["rejected"]
+
+    # Scoring saw it too: a lead that won went through MQL and carries its won deal as an outcome.
+    lead_id, person = next((lead, p) for lead, p in demo.lead_of.items() if p.good and p.wins)
+    assert "mql" in set(strings(get(f"{services.scoring}/v1/leads/{lead_id}")))
+    deal = f"demo-7-deal-{person.n}"
+    outcomes = eventually(lambda: deal in set(strings(get(f"{services.scoring}/v1/leads/{lead_id}/outcomes"))))
+    assert outcomes, f"no outcome {deal} for {lead_id}"
 
     # Won revenue arrives whole, and every model splits the attributable part of it exactly.
     won = Decimal(summary["won_revenue"])
