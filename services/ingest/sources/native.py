@@ -54,11 +54,23 @@ def parse_items(
         raise Invalid("a batch needs at least one event", field="body", rule="min-items")
     if len(batch) > MAX_BATCH:
         raise Invalid(f"a batch holds at most {MAX_BATCH} events, got {len(batch)}", field="body", rule="max-items")
+    if anonymous := _without_identifier(batch, is_batch):
+        raise InvalidBody(anonymous)
     if idempotency_key:
         ids = [idempotency_key] if not is_batch else [f"{idempotency_key}:{i}" for i in range(len(batch))]
     else:
         ids = [digest_id("native", source_id, item.model_dump_json()) for item in batch]
     return list(zip(ids, batch, strict=True))
+
+
+def _without_identifier(batch: list[Any], is_batch: bool) -> list[dict[str, Any]]:
+    """Touches whose identity names no one: they have no partition key, so nobody could apply them."""
+    message = "give at least one of email, anonymous_id, user_id, recipient_id"
+    return [
+        {"field": f"[{n}].identity" if is_batch else "identity", "rule": "missing", "message": message}
+        for n, item in enumerate(batch)
+        if isinstance(item, TouchData) and not any(item.identity.model_dump().values())
+    ]
 
 
 def parse_touches(body: bytes, *, source_id: str, idempotency_key: str | None) -> list[tuple[str, TouchData]]:
