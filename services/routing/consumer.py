@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import store
-from services.routing.placement import load_directory, place
+from services.routing.placement import load_directory, lock_for_placements, place
 from shared.consumer import BatchHandler, Handler, Record
 from shared.events import (
     CloudEvent,
@@ -116,7 +116,10 @@ def batch_handler(assignments_topic: str) -> BatchHandler:
 
     async def handle_batch(session: AsyncSession, events: Sequence[tuple[CloudEvent[Any], Record]]) -> None:
         mqls = [mql for event, _ in events if (mql := await apply_event(session, event)) is not None]
-        directory = await load_directory(session) if mqls else None
+        if not mqls:
+            return
+        directory = await load_directory(session)
+        await lock_for_placements(session, [mql.lead_id for mql in mqls], directory)
         for mql in mqls:
             await place(session, assignments_topic, mql.lead_id, mql.at, mql.cause_id, directory)
 

@@ -147,6 +147,19 @@ async def decide_under_locks(
     return choice
 
 
+async def lock_for_placements(session: AsyncSession, lead_ids: Sequence[str], directory: Directory) -> None:
+    """Before placing several leads in one transaction: every lead's lock, then every team its placement
+    may charge, each set in sorted order. Taken one placement at a time instead, two batches holding leads
+    of the same two teams would take the teams' locks in opposite orders and deadlock."""
+    for lead_id in sorted(set(lead_ids)):
+        await store.lock_lead(session, lead_id)
+    teams: set[str] = set()
+    for lead_id in lead_ids:
+        if (row := await store.load_lead(session, lead_id)) is not None:
+            teams |= {t.team_id for t in lead_targets(facts_of(row), directory) if t.team_id}
+    await store.locked_loads(session, sorted(teams))
+
+
 async def place(
     session: AsyncSession, topic: str, lead_id: str, at: datetime, cause_id: str, directory: Directory | None = None
 ) -> dict[str, Any] | None:
