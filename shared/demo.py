@@ -452,7 +452,7 @@ class Demo:
         targets = [
             {"period": m, "metric": k, "value": v * max(1, self.scale) / 1000}
             for m in months
-            for k, v in (("mqls", 60), ("sqls", 25), ("pipeline", 600_000), ("revenue", 250_000))
+            for k, v in (("mqls", 120), ("sqls", 60), ("pipeline", 2_500_000), ("revenue", 1_500_000))
         ]
         await self.call("PUT", f"{reporting}/v1/targets", headers=self.admin, json=targets)
         sla = {"accept_minutes": 60, "first_contact_minutes": 480}
@@ -519,6 +519,8 @@ class Demo:
     def later(self, person: Person, rng: random.Random, low_h: float, high_h: float) -> datetime:
         last = person.touches[-1] if person.touches else person.start
         moment = min(last + timedelta(hours=rng.uniform(low_h, high_h)), self.world.now - timedelta(minutes=5))
+        if last >= self.world.now:  # after a touch that happened during the run (a QR scan): now, not before it
+            moment = datetime.now(UTC)
         person.touches.append(moment)
         return moment
 
@@ -571,7 +573,7 @@ class Demo:
             await self.segment(pages)
         elif plan.id == "trade-show":
             await self.call("GET", self.qr[plan.id], headers={"cookie": f"lf_aid={p.anonymous_id}"}, ok=(302,))
-            p.touches.append(self.world.now)
+            p.touches.append(datetime.now(UTC))
         else:  # content syndication: the partner posts the ebook download form with our API
             await self.native(
                 "events",
@@ -765,6 +767,8 @@ class Demo:
         last = max(p.touches) if p.touches else p.start
         created = min(last + timedelta(days=2), self.world.now - timedelta(minutes=2))
         closed = min(last + timedelta(days=random.Random(p.n).uniform(5, 25)), self.world.now - timedelta(minutes=1))
+        if last >= self.world.now - timedelta(minutes=5):  # met during the run (the booth): closes right away
+            created = closed = datetime.now(UTC)
         deal = {
             "deal_id": f"demo-{self.seed}-deal-{p.n}",
             "name": f"{p.company.name} platform",
