@@ -1,11 +1,14 @@
-"""Two routing replicas racing on the same MQLs: no lead is ever assigned twice, and the round-robin stays fair.
+"""Two routing replicas racing on the same MQLs: no lead is ever assigned twice, the round-robin stays fair,
+and replicas placing leads of the same teams at once never deadlock.
 
 The replicas consume in different groups, so both see every lead event; each lead also gets two
 different MQL events (a replay upstream), which the two replicas may apply at the same moment.
 """
 
 import contextlib
+import logging
 from collections import Counter
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -13,10 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing.config import RoutingSettings
 from services.routing.store import TABLES
+from shared.bus import Publisher, ensure_topics
 from shared.events import LeadStageChanged
-from tests.conftest import routing_client
+from tests.conftest import Stack, routing_client
 from tests.e2e.counting import unique, wait_until
-from tests.integration.routing.conftest import Leads, assignments_in_db, make_team, route_all_to
+from tests.integration.routing.conftest import (
+    Leads,
+    assignments_in_db,
+    make_team,
+    module_topics,
+    route_all_to,
+    wait_assigned,
+)
 
 LEADS = 40
 
@@ -58,3 +69,30 @@ async def _replicas_caught_up(engine: AsyncEngine, replicas: list[RoutingSetting
             if group_done < LEADS * 5:
                 return False
     return True
+
+
+async def test_replicas_placing_leads_of_two_teams_at_once_never_deadlock(
+    settings: RoutingSettings,
+    routing: httpx.AsyncClient,
+    publisher: Publisher,
+    stack: Stack,
+    engine: AsyncEngine,
+    caplog: Any,
+) -> None:
+    """Each batch takes its leads' and teams' locks in sorted order, so two batches holding leads of the same
+    two teams wait for each other instead of deadlocking (PostgreSQL would abort one, and it would retry)."""
+    small, large = await make_team(routing, 2), await make_team(routing, 2)
+    await route_all_to(routing, large, {"id": unique("small"), "when": {"segments": ["small"]}, "team_id": small.id})
+    topics = module_topics()  # a backlog of their own, waiting before the replicas start: big mixed batches
+    await ensure_topics(stack.broker.bootstrap, [topics.leads, topics.touches], 4)
+    backlog = settings.model_copy(update={"topics": topics, "consumer_group": unique("two-teams")})
+    lead_ids = [unique("two-teams") for _ in range(LEADS * 4)]
+    for n, lead_id in enumerate(lead_ids):
+        await Leads(backlog, publisher).mql(lead_id, segment="small" if n % 2 else "large")
+    caplog.set_level(logging.WARNING, logger="shared.consumer")
+    async with contextlib.AsyncExitStack() as running:
+        for _ in range(2):  # two members of one group: the backlog's partitions are split between them
+            await running.enter_async_context(routing_client(backlog))
+        found = await wait_assigned(engine, lead_ids, timeout_s=90)
+    assert Counter(row["team_id"] for row in found.values()) == {small.id: LEADS * 2, large.id: LEADS * 2}
+    assert not [r for r in caplog.records if "deadlock" in r.getMessage() + str(getattr(r, "error", ""))]
