@@ -3,9 +3,11 @@
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -259,6 +261,7 @@ class MetricsMiddleware:
 def create_base_app(service: str, *, description: str, lifespan: Any, version: str = "0.1.0", **kwargs: Any) -> FastAPI:
     app = FastAPI(title=f"leadflow-{service}", description=description, version=version, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)
+    app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware, service=service)
     _hoist_body_schemas(app)
     return app
@@ -330,6 +333,93 @@ def _hoist_body_schemas(app: FastAPI) -> None:
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def nul_field(body: bytes) -> str | None:
+    """Where a NUL (U+0000) is in a body, which PostgreSQL text and JSONB cannot hold: the JSON field path
+    (`events[2].properties.note`), `body` for other content, None when there is none. A JSON `\\u0000`
+    counts; in a body that is not JSON those six characters are only text."""
+    if b"\x00" not in body and b"\\u0000" not in body:
+        return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "body" if b"\x00" in body else None
+    return _nul_path(document, "") or ("body" if b"\x00" in body else None)
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    items: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, dict):
+        for key in value:
+            if "\x00" in key:
+                return f"{path}.{key!r}" if path else repr(key)
+        items = ((f"{path}.{k}" if path else k, v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return next((found for sub, v in items if (found := _nul_path(v, sub)) is not None), None)
+
+
+def nul_in_target(scope: Scope) -> str | None:
+    """The path, or the name of the first query parameter, that holds a NUL; None when neither does."""
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    return None
+
+
+class RejectNul:
+    """A request with a NUL in its path, query or (uncompressed) body is refused with a 422 naming where,
+    before any handler sees it: PostgreSQL would refuse it halfway through storing the request. Bodies
+    up to BUFFER_BYTES are read ahead for the check and replayed to the app; larger ones go through as
+    they are, to the size limits of the routes."""
+
+    BUFFER_BYTES = 5 * 1024 * 1024
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if (where := nul_in_target(scope)) is not None:
+            await _refuse_nul(scope, send, where)
+            return
+        read: list[Message] = []
+        size, more = 0, True
+        while more and size <= self.BUFFER_BYTES:
+            message = await receive()
+            read.append(message)
+            size += len(message.get("body", b""))
+            more = message["type"] == "http.request" and message.get("more_body", False)
+        encoded = any(k == b"content-encoding" for k, _ in scope["headers"])  # the inflating route checks those
+        body = b"".join(m.get("body", b"") for m in read) if not more and not encoded else b""
+        if (where := nul_field(body)) is not None:
+            await _refuse_nul(scope, send, where)
+            return
+
+        async def replay() -> Message:
+            return read.pop(0) if read else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse_nul(scope: Scope, send: Send, where: str) -> None:
+    error = {"field": where, "rule": "no_nul", "message": "NUL characters (U+0000) cannot be stored"}
+    response = invalid_response([error], instance=scope.get("path"))
+    await response(scope, _nothing_to_receive, send)
+
+
+async def _nothing_to_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 class OpenCors:

@@ -9,7 +9,6 @@ valid and of invalid requests; every failure of every operation is collected, th
 
 import asyncio
 import secrets
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,15 +46,6 @@ EXAMPLES = 25  # per operation and generation mode: the four services stay withi
 CHECKS = [not_a_server_error, response_schema_conformance]
 # The sales queue long-polls for up to `wait` seconds by design; examples that wait would only measure the clock.
 FIXED_QUERY = {"GET /v1/queue": {"wait": 0}}
-# Found by this fuzz in code its owners fix (reported on issue 6): (operation, or "" for any; what its failure says).
-KNOWN = [
-    # NUL in any string that reaches PostgreSQL (path, query or JSON body), in every service: asyncpg refuses it and
-    # the request is a 500, e.g. GET /v1/admin/qr-codes?campaign_id=%00 or {"utm": [{"utm_campaign": "\u0000"}]}
-    ("", 'invalid byte sequence for encoding "UTF8": 0x00'),
-    ("", "unsupported Unicode escape sequence"),
-    # a bare carriage return in the CSV body (curl -d $'\r0') -> csv.Error -> 500
-    ("POST /v1/costs/import", "new-line character seen in unquoted field"),
-]
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -133,11 +123,7 @@ def run_operation(operation: Any, mode: GenerationMode, target: Target) -> None:
 
 
 def assert_no_failures(failures: list[str]) -> None:
-    """Known findings, reported to their owners, are warnings until fixed; anything else fails the test."""
-    new = [f for f in failures if not any(f.startswith(op) and known in f for op, known in KNOWN)]
-    for known in set(failures) - set(new):
-        warnings.warn(f"known fuzz finding, not fixed yet: {known}", stacklevel=2)
-    assert not new, f"{len(new)} operations failed:\n\n" + "\n\n".join(new)
+    assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
 
 
 def test_ingest_answers_every_generated_request_within_its_schema(

@@ -31,6 +31,7 @@ from shared.web import (
     Unauthorized,
     UnsupportedMediaType,
     documented_body,
+    nul_field,
     read_body,
     require_content_type,
 )
@@ -100,6 +101,8 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise PayloadTooLarge(f"body exceeds {limit} bytes once unzipped", field="body", rule="max-size")
     if not inflater.eof:
         raise Invalid("gzip body is truncated", field="body", rule="gzip")
+    if (where := nul_field(out)) is not None:  # RejectNul saw only the compressed bytes
+        raise Invalid("NUL characters (U+0000) cannot be stored", field=where, rule="no_nul")
     return out
 
 

@@ -117,6 +117,13 @@ async def post_costs(request: Request, body: list[CostIn]) -> dict[str, int]:
 def parse_costs_csv(text: str) -> list[Cost]:
     """All rows or none: the first bad row is a 422 naming its line and column."""
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _costs(reader)
+    except csv.Error as exc:  # e.g. a bare carriage return inside an unquoted field
+        raise Invalid(f"not CSV: {exc}", field="body", rule="csv") from None
+
+
+def _costs(reader: "csv.DictReader[str]") -> list[Cost]:
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise Invalid(f"the header lacks {', '.join(missing)}", field="header", rule="csv-columns")
