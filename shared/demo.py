@@ -375,6 +375,7 @@ class Demo:
         self.qr: dict[str, str] = {}
         self.by_email = {p.email: p for p in self.world.people}
         self.lead_of: dict[str, Person] = {}
+        self.won_by_lead: dict[str, str] = {}  # lead id (as routed) -> id of the deal it won
         self.summary: dict[str, Any] = {"won": 0, "won_revenue": 0, "lost": 0, "accepted": 0, "rejected": 0}
 
     # plumbing
@@ -759,11 +760,12 @@ class Demo:
             steps += ["disqualified"] if not person.good and rng.random() < 0.4 else []
             for step in steps:
                 await self.call("POST", f"{base}/disposition", headers=auth, json={"disposition": step}, ok=(200, 409))
-            if person.good:
-                await self.close_deal(person)
+            if person.good and await self.close_deal(person):
+                self.won_by_lead[a["lead_id"]] = f"demo-{self.seed}-deal-{person.n}"
         return acted
 
-    async def close_deal(self, p: Person) -> None:
+    async def close_deal(self, p: Person) -> bool:
+        """The CRM posts the deal's creation and its close; True when it was won."""
         last = max(p.touches) if p.touches else p.start
         created = min(last + timedelta(days=2), self.world.now - timedelta(minutes=2))
         closed = min(last + timedelta(days=random.Random(p.n).uniform(5, 25)), self.world.now - timedelta(minutes=1))
@@ -797,6 +799,7 @@ class Demo:
             )
             self.summary["lost"] += 1
         await self.native("crm", "/v1/deals", events)
+        return p.wins
 
     async def sales(self) -> None:
         done: set[str] = set()
