@@ -24,7 +24,7 @@ from shared import db, migrations
 from shared.bus import ensure_topics
 from shared.cli import SERVICES, wait_ready
 from shared.config import Topics
-from shared.demo import CAMPAIGNS, Demo, Urls, strings
+from shared.demo import CAMPAIGNS, Demo, Urls, build_world, strings
 from shared.stack import free_port
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Stack
 
@@ -167,3 +167,19 @@ def test_the_demo_fills_the_loop_with_a_coherent_story(services: Urls) -> None:
     }
     best_quality = max(per_cost.get("webinar-q4", Decimal(0)), per_cost.get("linkedin-abm", Decimal(0)))
     assert best_quality > per_cost.get("google-ads", Decimal(0)), per_cost
+
+
+def test_the_same_seed_builds_the_same_world_and_another_seed_another() -> None:
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+
+    def shape(seed: int) -> list[tuple[str, str, bool, str | None, bool, int, datetime]]:
+        world = build_world(seed, 300, now)
+        return [(p.email, p.campaign.id, p.good, p.junk, p.wins, p.amount, p.start) for p in world.people]
+
+    assert shape(7) == shape(7)
+    assert shape(7) != shape(8)
+    people = build_world(7, 2000, now).people
+    good = {
+        c.id: sum(p.good for p in people if p.campaign is c) / sum(p.campaign is c for p in people) for c in CAMPAIGNS
+    }
+    assert good["webinar-q4"] > good["google-ads"] > good["content-syndication"], good
