@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -97,7 +98,7 @@ def fuzz(target: Target) -> list[str]:
                 run_operation(operation, mode, target)
             except Unsatisfiable:
                 continue  # nothing in this operation's request can be made invalid (no parameters, no body)
-            except Exception as error:  # collected: every operation is fuzzed, then all are reported
+            except (Exception, FailureGroup) as error:  # collected: every operation is fuzzed, then all are reported
                 failures.append(f"{operation.label} ({mode.value}): {error}")
     return failures
 
