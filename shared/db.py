@@ -6,6 +6,7 @@ events written in that same transaction; the relay in `shared.outbox` publishes 
 """
 
 import functools
+import json
 from collections.abc import Collection
 from typing import Any
 
@@ -31,7 +32,10 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: JSONB keeps them, orjson does not write them
+        return json.dumps(value)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -123,7 +123,12 @@ class TargetAccount(Document):
 class AccountList(Document):
     id: Id
     name: str = Field(min_length=1, max_length=200)
-    rank: int = Field(0, description="Lists are consulted lowest rank first (the named top-10 before the ~40).")
+    rank: int = Field(
+        0,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="Lists are consulted lowest rank first (the named top-10 before the ~40).",
+    )
     accounts: tuple[TargetAccount, ...] = Field(max_length=10_000)
 
     @field_validator("accounts")

@@ -109,7 +109,10 @@ class EngagementRule(Frozen):
     when: Conditions = Conditions()
     points: float = Field(ge=-1000, le=1000)
     daily_cap: int | None = Field(
-        None, ge=1, description="Most firings of this rule per lead per UTC calendar day; later ones score nothing."
+        None,
+        ge=1,
+        le=10_000,
+        description="Most firings of this rule per lead per UTC calendar day; later ones score nothing.",
     )
     half_life_days: float | None = Field(None, gt=0, description="Overrides the model's half-life for this rule.")
     count_machine_generated: bool = False

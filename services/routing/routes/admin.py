@@ -274,7 +274,7 @@ async def deliveries(
     request: Request,
     team_id: Annotated[str | None, Query(max_length=64)] = None,
     delivery_status: Annotated[Literal["pending", "delivered", "dead"] | None, Query(alias="status")] = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Delivery]:
     async with state_of(request).sessions() as session:
