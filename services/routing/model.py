@@ -115,6 +115,12 @@ class Territory(Document):
         return not self.regions or (region or "").casefold() in {r.casefold() for r in self.regions}
 
 
+def account_key(name: str) -> str:
+    """An account as scoring names it: `domain:acme.com` or `company:42`; a bare `acme.com` is a domain."""
+    name = name.strip().lower()
+    return name if name.startswith(("domain:", "company:")) else f"domain:{name}"
+
+
 class TargetAccount(Document):
     account: str = Field(min_length=1, max_length=400, examples=["acme.com", "company:42"])
     owner_rep_id: Id
@@ -134,7 +140,7 @@ class AccountList(Document):
     @field_validator("accounts")
     @classmethod
     def _once_each(cls, value: tuple[TargetAccount, ...]) -> tuple[TargetAccount, ...]:
-        seen = [a.account.lower() for a in value]
+        seen = [account_key(a.account) for a in value]
         if len(seen) != len(set(seen)):
             raise ValueError("an account appears twice")
         return value

@@ -7,7 +7,7 @@ them until one has an eligible rep. Pure: the directory and the lead are values.
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from services.routing.model import AccountList, Match, Rule, RuleSet, Territory
+from services.routing.model import AccountList, Match, Rule, RuleSet, Territory, account_key
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,10 @@ def account_owner(account: str | None, lists: Sequence[AccountList]) -> Target |
     """The owner of the lead's account on the first target list (lowest rank) that holds it."""
     if not account:
         return None
+    key = account_key(account)
     for target_list in sorted(lists, key=lambda a: (a.rank, a.id)):
         for entry in target_list.accounts:
-            if entry.account.lower() == account.lower():
+            if account_key(entry.account) == key:
                 return Target(rule=f"account:{target_list.id}", rep_id=entry.owner_rep_id)
     return None
 

@@ -91,9 +91,8 @@ async def test_anonymous_visits_to_won_revenue_through_all_four_services(loop: L
         loop.client("reporting") as reporting,
     ):
         key = await write_key(ingest)
-        # the account as scoring publishes it (`domain:<domain>`); routing compares list entries with it verbatim,
-        # so the README's `"account": "acme.com"` would never match a lead that came through scoring
-        await set_up_sales(routing, f"domain:{company}.com")
+        # the target list names the account as people write it; scoring publishes it as `domain:<domain>`
+        await set_up_sales(routing, f"{company}.com")
         await register_campaigns(reporting)
 
         visits = [

@@ -20,6 +20,14 @@ def test_named_account_leads_go_to_account_owner_before_any_rule() -> None:
     assert (choice.rep_id, choice.target.rule) == ("ada", "account:top10")
 
 
+def test_a_list_names_an_account_as_a_bare_domain_or_as_scoring_does() -> None:
+    lists = [make_list("top10", {"acme.com": "ada", "company:42": "bob"})]
+    assert account_owner("domain:acme.com", lists) == Target(rule="account:top10", rep_id="ada")
+    assert account_owner("company:42", lists) == Target(rule="account:top10", rep_id="bob")
+    assert account_owner("domain:other.com", lists) is None
+    assert account_owner("42", lists) is None  # a bare name is a domain, never a company id
+
+
 def test_the_top10_list_wins_over_the_wider_list() -> None:
     lists = [make_list("wide", {"acme.com": "bob"}, rank=1), make_list("top10", {"acme.com": "ada"})]
     assert account_owner("acme.com", lists) == Target(rule="account:top10", rep_id="ada")
