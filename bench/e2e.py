@@ -404,8 +404,7 @@ def summarise(
         f"replicas: a second `python -m services.scoring` and `services.routing` in the same consumer groups, "
         f"{stack.settings.topic_partitions} partitions per topic; best of {plan.rounds} bursts each",
         f"events sent but not assigned within 180 s over all bursts: {lost}; routing batches retried after "
-        f"PostgreSQL reported a deadlock: {deadlocks} (leads of both teams in one batch take the teams' locks "
-        "in arrival order; with every lead in one team there were none and the loop ran about twice as fast)",
+        f"PostgreSQL reported a deadlock: {deadlocks}",
         "broker: embedded Tansu (memory-only); PostgreSQL, the broker, the services and this load generator "
         "share the machine",
     ]
