@@ -1,6 +1,7 @@
 """The HTTP edge every service shares: RFC 9457 problem+json, /healthz, /readyz, /metrics."""
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -265,6 +266,13 @@ def create_base_app(service: str, *, description: str, lifespan: Any, version: s
     app.add_middleware(MetricsMiddleware, service=service)
     _hoist_body_schemas(app)
     return app
+
+
+def require_bearer(request: Request, expected: str, purpose: str) -> None:
+    """401 unless the request carries `Authorization: Bearer <expected>` (compared in constant time)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized(f"{purpose} needs `Authorization: Bearer <LEADFLOW_ADMIN_TOKEN>`", field="authorization")
 
 
 class InvalidBody(Invalid):

@@ -1,6 +1,5 @@
 """Admin API for sources: create (credentials shown once), list, disable/enable, per-source counts."""
 
-import hmac
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -12,14 +11,11 @@ from services.ingest import store
 from services.ingest.auth import KINDS, CredentialError, issue_credentials
 from services.ingest.intake import state_of
 from services.ingest.store import Source
-from shared.web import Invalid, NotFound, Unauthorized
+from shared.web import Invalid, NotFound, require_bearer
 
 
 def require_admin(request: Request) -> None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    expected = state_of(request).settings.admin_token.get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized("admin endpoints need `Authorization: Bearer <LEADFLOW_ADMIN_TOKEN>`", field="authorization")
+    require_bearer(request, state_of(request).settings.admin_token.get_secret_value(), "admin endpoints")
 
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])

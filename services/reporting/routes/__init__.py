@@ -6,7 +6,6 @@ import base64
 import contextlib
 import csv
 import gc
-import hmac
 import io
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +25,7 @@ from services.reporting.config import ReportingSettings
 from services.reporting.facts import Facts, Filters, View, resolve
 from shared.bus import Publisher
 from shared.consumer import Progress
-from shared.web import Invalid, Unauthorized
+from shared.web import Invalid, require_bearer
 
 T = TypeVar("T")
 CACHED_REPORTS = 64
@@ -57,13 +56,8 @@ def state_of(request: Request) -> ReportingState:
 
 
 def require_admin(request: Request) -> None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     expected = state_of(request).settings.admin_token.get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized(
-            "editing campaigns, costs and targets needs `Authorization: Bearer <LEADFLOW_ADMIN_TOKEN>`",
-            field="authorization",
-        )
+    require_bearer(request, expected, "editing campaigns, costs and targets")
 
 
 @contextlib.contextmanager

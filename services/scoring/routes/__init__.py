@@ -1,6 +1,5 @@
 """What every scoring route reads from the app's state, and the admin check."""
 
-import hmac
 from dataclasses import dataclass
 from typing import cast
 
@@ -11,7 +10,7 @@ from services.scoring.config import ScoringSettings
 from services.scoring.consumer import Models
 from shared.bus import Publisher
 from shared.consumer import Progress
-from shared.web import Unauthorized
+from shared.web import require_bearer
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,4 @@ def state_of(request: Request) -> ScoringState:
 
 
 def require_admin(request: Request) -> None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    expected = state_of(request).settings.admin_token.get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized(
-            "changing the model needs `Authorization: Bearer <LEADFLOW_ADMIN_TOKEN>`", field="authorization"
-        )
+    require_bearer(request, state_of(request).settings.admin_token.get_secret_value(), "changing the model")
