@@ -29,9 +29,10 @@ from services.routing.config import RoutingSettings
 from services.scoring.app import create_app as create_scoring_app
 from services.scoring.config import ScoringSettings
 from shared import db, migrations
-from shared.bus import ensure_topics
-from shared.config import LeadflowSettings
+from shared.bus import Publisher, ensure_topics
+from shared.config import LeadflowSettings, Topics
 from shared.stack import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
+from tests.e2e.counting import unique
 
 # The same examples on every run, so CI cannot fail by chance; a failure found while exploring
 # (HYPOTHESIS_PROFILE=explore) is kept in the test as an @example.
@@ -140,6 +141,22 @@ def reporting_client(settings: ReportingSettings) -> contextlib.AbstractAsyncCon
 
 def routing_client(settings: RoutingSettings) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
     return served(create_routing_app(settings), "routing.test")
+
+
+async def own_topics(stack: Stack, *names: str) -> Topics:
+    """Topics a test module has to itself for `names` (touches, deals, ...), created; the rest the session's."""
+    topics = Topics().model_copy(update={name: unique(f"test.{name}") for name in names})
+    await ensure_topics(stack.broker.bootstrap, [getattr(topics, name) for name in names], 4)
+    return topics
+
+
+@pytest.fixture(scope="module")
+async def publisher(settings: LeadflowSettings) -> AsyncIterator[Publisher]:
+    """A started publisher for the module's `settings` (its topics)."""
+    publisher = Publisher(settings)
+    await publisher.start()
+    yield publisher
+    await publisher.stop()
 
 
 @pytest.fixture(scope="session")

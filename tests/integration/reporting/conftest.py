@@ -11,10 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting import store
 from services.reporting.config import ReportingSettings
-from shared.bus import Publisher, ensure_topics
-from shared.config import Topics
+from shared.bus import Publisher
 from shared.events import AssignmentData, CloudEvent, DealData, LeadData, Payload, TouchData, event_for
-from tests.conftest import ADMIN_TOKEN, Stack, reporting_client, reporting_settings
+from tests.conftest import ADMIN_TOKEN, Stack, own_topics, reporting_client, reporting_settings
 from tests.e2e.counting import unique
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -23,22 +22,8 @@ READ_MODELS = [t for t in store.metadata.sorted_tables if t.name not in ("campai
 
 @pytest.fixture(scope="module")
 async def settings(stack: Stack) -> ReportingSettings:
-    topics = Topics(
-        touches=unique("test.touches"),
-        deals=unique("test.deals"),
-        leads=unique("test.leads"),
-        assignments=unique("test.assignments"),
-    )
-    await ensure_topics(stack.broker.bootstrap, [topics.touches, topics.deals, topics.leads, topics.assignments], 4)
+    topics = await own_topics(stack, "touches", "deals", "leads", "assignments")
     return reporting_settings(stack, topics=topics, consumer_group=unique("reporting"))
-
-
-@pytest.fixture(scope="module")
-async def publisher(settings: ReportingSettings) -> AsyncIterator[Publisher]:
-    publisher = Publisher(settings)
-    await publisher.start()
-    yield publisher
-    await publisher.stop()
 
 
 @pytest.fixture(scope="module")

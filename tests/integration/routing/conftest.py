@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing import store
 from services.routing.config import RoutingSettings
-from shared.bus import Publisher, ensure_topics
-from shared.config import Topics
+from shared.bus import Publisher
 from shared.events import (
     CloudEvent,
     LeadCreated,
@@ -29,21 +28,16 @@ from shared.events import (
     TouchData,
     event_for,
 )
-from tests.conftest import ADMIN_TOKEN, Stack, Tail, routing_client, routing_settings
+from tests.conftest import ADMIN_TOKEN, Stack, Tail, own_topics, routing_client, routing_settings
 from tests.e2e.counting import unique, wait_until
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def module_topics() -> Topics:
-    return Topics(leads=unique("test.leads"), touches=unique("test.touches"))
-
-
 @pytest.fixture(scope="module")
 async def settings(stack: Stack) -> RoutingSettings:
     """Its own leads and touches topics (not every other test's); the shared assignments topic."""
-    topics = module_topics()
-    await ensure_topics(stack.broker.bootstrap, [topics.leads, topics.touches], 4)
+    topics = await own_topics(stack, "leads", "touches")
     return routing_settings(
         stack,
         topics=topics,
@@ -53,14 +47,6 @@ async def settings(stack: Stack) -> RoutingSettings:
         webhook_first_retry_s=0.2,
         webhook_max_attempts=3,
     )
-
-
-@pytest.fixture(scope="module")
-async def publisher(settings: RoutingSettings) -> AsyncIterator[Publisher]:
-    publisher = Publisher(settings)
-    await publisher.start()
-    yield publisher
-    await publisher.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.routing.config import RoutingSettings
 from services.routing.store import TABLES
-from shared.bus import Publisher, ensure_topics
+from shared.bus import Publisher
 from shared.events import LeadStageChanged
-from tests.conftest import Stack, routing_client
+from tests.conftest import Stack, own_topics, routing_client
 from tests.e2e.counting import unique, wait_until
 from tests.integration.routing.conftest import (
     Leads,
     assignments_in_db,
     make_team,
-    module_topics,
     route_all_to,
     wait_assigned,
 )
@@ -83,8 +82,7 @@ async def test_replicas_placing_leads_of_two_teams_at_once_never_deadlock(
     two teams wait for each other instead of deadlocking (PostgreSQL would abort one, and it would retry)."""
     small, large = await make_team(routing, 2), await make_team(routing, 2)
     await route_all_to(routing, large, {"id": unique("small"), "when": {"segments": ["small"]}, "team_id": small.id})
-    topics = module_topics()  # a backlog of their own, waiting before the replicas start: big mixed batches
-    await ensure_topics(stack.broker.bootstrap, [topics.leads, topics.touches], 4)
+    topics = await own_topics(stack, "leads", "touches")  # a backlog of their own, waiting for the replicas
     backlog = settings.model_copy(update={"topics": topics, "consumer_group": unique("two-teams")})
     lead_ids = [unique("two-teams") for _ in range(LEADS * 4)]
     for n, lead_id in enumerate(lead_ids):

@@ -9,27 +9,17 @@ import orjson
 import pytest
 
 from services.scoring.config import ScoringSettings
-from shared.bus import Publisher, ensure_topics
-from shared.config import Topics
+from shared.bus import Publisher
 from shared.events import AssignmentData, CloudEvent, DealData, TouchData, event_for
-from tests.conftest import Stack, Tail, scoring_client, scoring_settings
+from tests.conftest import Stack, Tail, own_topics, scoring_client, scoring_settings
 from tests.e2e.counting import unique, wait_until
 
 
 @pytest.fixture(scope="module")
 async def settings(stack: Stack) -> ScoringSettings:
     """Its own touches, deals and assignments topics (not every other test's); the shared leads and dead letters."""
-    topics = Topics(touches=unique("test.touches"), deals=unique("test.deals"), assignments=unique("test.assign"))
-    await ensure_topics(stack.broker.bootstrap, [topics.touches, topics.deals, topics.assignments], 4)
+    topics = await own_topics(stack, "touches", "deals", "assignments")
     return scoring_settings(stack, topics=topics, consumer_group=unique("scoring"), recycle_sweep_s=0.5)
-
-
-@pytest.fixture(scope="module")
-async def publisher(settings: ScoringSettings) -> AsyncIterator[Publisher]:
-    publisher = Publisher(settings)
-    await publisher.start()
-    yield publisher
-    await publisher.stop()
 
 
 @pytest.fixture(scope="module")
