@@ -153,10 +153,8 @@ async def lock_for_placements(session: AsyncSession, lead_ids: Sequence[str], di
     of the same two teams would take the teams' locks in opposite orders and deadlock."""
     for lead_id in sorted(set(lead_ids)):
         await store.lock_lead(session, lead_id)
-    teams: set[str] = set()
-    for lead_id in lead_ids:
-        if (row := await store.load_lead(session, lead_id)) is not None:
-            teams |= {t.team_id for t in lead_targets(facts_of(row), directory) if t.team_id}
+    rows = await store.load_leads(session, lead_ids)
+    teams = {t.team_id for row in rows for t in lead_targets(facts_of(row), directory) if t.team_id}
     await store.locked_loads(session, sorted(teams))
 
 

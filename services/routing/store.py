@@ -249,6 +249,11 @@ async def load_lead(session: AsyncSession, lead_id: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row else None
 
 
+async def load_leads(session: AsyncSession, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
+    rows = await session.execute(select(leads).where(leads.c.id.in_(list(lead_ids))))
+    return [dict(row._mapping) for row in rows]
+
+
 async def merge_profile(session: AsyncSession, lead_id: str, changes: dict[str, Any], at: datetime) -> None:
     await upsert_lead(session, lead_id, {}, at)
     merged = leads.c.profile.op("||")(bindparam("changes", changes, type_=JSONB))
