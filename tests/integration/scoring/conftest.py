@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from services.scoring.config import ScoringSettings
+from services.scoring.identity import lead_id_for
 from shared.bus import Publisher
-from shared.events import AssignmentData, CloudEvent, DealData, TouchData, event_for
+from shared.events import AssignmentData, CloudEvent, DealData, EmailOpened, Identity, TouchData, WebVisited, event_for
 from tests.conftest import Stack, Tail, own_topics, scoring_client, scoring_settings
 from tests.e2e.counting import unique, wait_until
 
@@ -112,3 +113,15 @@ async def wait_for_progress(scoring: httpx.AsyncClient, version: int) -> dict[st
 
     await wait_until(done, timeout_s=20, what="rescoring done")
     return progress
+
+
+async def one_person_as_two_leads(scoring: httpx.AsyncClient, send: Send) -> tuple[str, str, str, str]:
+    """(email, anonymous id, known lead, anonymous lead): an email reader and an anonymous pricing visitor who are
+    the same person, not yet linked."""
+    address, anonymous = email(), unique("anon")
+    await send(EmailOpened(identity=Identity(email=address)))
+    await send(WebVisited(identity=Identity(anonymous_id=anonymous), url="https://acme.test/pricing"))
+    known, anon = lead_id_for(address), lead_id_for(f"anon:{anonymous}")
+    await wait_for_lead(scoring, known)
+    await wait_for_lead(scoring, anon)
+    return address, anonymous, known, anon

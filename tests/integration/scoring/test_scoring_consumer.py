@@ -12,7 +12,14 @@ from shared.bus import Publisher
 from shared.events import DealCreated, DealWon, EmailOpened, FormFilled, Identity, WebVisited
 from tests.conftest import Tail
 from tests.e2e.counting import unique, wait_until
-from tests.integration.scoring.conftest import Send, email, has_event, lead_events, wait_for_lead
+from tests.integration.scoring.conftest import (
+    Send,
+    email,
+    has_event,
+    lead_events,
+    one_person_as_two_leads,
+    wait_for_lead,
+)
 
 
 def demo_form(address: str, **identity: str) -> FormFilled:
@@ -63,12 +70,7 @@ async def test_the_same_touch_twice_changes_nothing(scoring: httpx.AsyncClient, 
 async def test_an_anonymous_history_merges_into_the_known_lead(
     scoring: httpx.AsyncClient, send: Send, tail: Tail
 ) -> None:
-    address, anonymous = email(), unique("anon")
-    await send(EmailOpened(identity=Identity(email=address)))
-    await send(WebVisited(identity=Identity(anonymous_id=anonymous), url="https://acme.test/pricing"))
-    known, anon = lead_id_for(address), lead_id_for(f"anon:{anonymous}")
-    await wait_for_lead(scoring, known)
-    await wait_for_lead(scoring, anon)
+    address, anonymous, known, anon = await one_person_as_two_leads(scoring, send)
 
     await send(demo_form(address, anonymous_id=anonymous))
     lead = await wait_for_lead(scoring, known, lambda lead: len(lead["timeline"]) == 3)

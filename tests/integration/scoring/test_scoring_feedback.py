@@ -15,14 +15,20 @@ from shared.events import (
     DealLost,
     DealWon,
     DispositionRecorded,
-    EmailOpened,
     FormFilled,
     Identity,
     WebVisited,
 )
 from tests.conftest import ADMIN_TOKEN, Tail
 from tests.e2e.counting import unique, wait_until
-from tests.integration.scoring.conftest import Feedback, Send, email, lead_events, wait_for_lead
+from tests.integration.scoring.conftest import (
+    Feedback,
+    Send,
+    email,
+    lead_events,
+    one_person_as_two_leads,
+    wait_for_lead,
+)
 
 STAGE = "leadflow.lead.stage_changed.v1"
 
@@ -140,12 +146,7 @@ async def test_feedback_for_an_unknown_lead_changes_nothing_and_the_next_event_i
 async def test_erasure_deletes_the_outcomes_and_a_merge_moves_them_to_the_survivor(
     scoring: httpx.AsyncClient, send: Send, feedback: Feedback, engine: AsyncEngine
 ) -> None:
-    address, anonymous = email(), unique("anon")
-    await send(EmailOpened(identity=Identity(email=address)))
-    await send(WebVisited(identity=Identity(anonymous_id=anonymous), url="https://acme.test/pricing"))
-    known, anon = lead_id_for(address), lead_id_for(f"anon:{anonymous}")
-    await wait_for_lead(scoring, known)
-    await wait_for_lead(scoring, anon)
+    address, anonymous, known, anon = await one_person_as_two_leads(scoring, send)
     await feedback(AssignmentRejected(**assignment(anon), reason="no_budget", note="call in spring"))
     await outcomes_of(scoring, anon, 1)
 
